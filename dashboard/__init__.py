@@ -1,0 +1,1 @@
+"""Streamlit dashboard ranking search trials on accuracy-versus-throughput Pareto fronts."""

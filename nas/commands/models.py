@@ -1,0 +1,78 @@
+"""``nas mixers``, ``nas presets``, ``nas profile`` and ``nas demo``: inspect the model zoo."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from tqdm import tqdm
+
+from nas.mixers import get_mixer, list_mixers
+from nas.models import build_model, list_presets, resolve_spec
+from nas.models.profile import profile
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mixers", help="list registered token mixers and their knobs")
+    p.set_defaults(func=_mixers)
+
+    p = sub.add_parser("presets", help="list the seed designs")
+    p.set_defaults(func=_presets)
+
+    p = sub.add_parser("profile", help="parameters and MACs of architectures")
+    p.add_argument("arch", nargs="+", help="preset names or arch.yaml paths")
+    p.add_argument("--resolution", type=int, default=None, help="input side (default: spec's)")
+    p.set_defaults(func=_profile)
+
+    p = sub.add_parser(
+        "demo", help="build every preset, profile it and run a forward/backward step on CPU"
+    )
+    p.add_argument("--resolution", type=int, default=64, help="input side of the smoke step")
+    p.set_defaults(func=_demo)
+
+
+def _mixers(args: argparse.Namespace) -> int:
+    for name in list_mixers():
+        knobs = ", ".join(f"{k}={v!r}" for k, v in get_mixer(name).knobs.items())
+        print(f"{name:16s} {knobs}")
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    for name in list_presets():
+        stages = resolve_spec(name).stages
+        print(f"{name:20s} " + " | ".join(s.mixer.name for s in stages))
+    return 0
+
+
+def _print_profiles(rows: list[tuple[str, float, float, str]]) -> None:
+    print(f"{'architecture':22s} {'params (M)':>10s} {'GMACs':>8s}  note")
+    for name, params, gmacs, note in rows:
+        print(f"{name:22s} {params:10.2f} {gmacs:8.2f}  {note}")
+
+
+def _profile(args: argparse.Namespace) -> int:
+    rows = []
+    for arch in tqdm(args.arch, desc="profiling", unit="arch", leave=False):
+        spec = resolve_spec(arch)
+        prof = profile(spec, args.resolution)
+        rows.append((spec.name, prof.mparams, prof.gmacs, f"at {prof.resolution[0]} px"))
+    _print_profiles(rows)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    torch.manual_seed(0)
+    rows = []
+    side = args.resolution
+    for name in tqdm(list_presets(), desc="presets", unit="model"):
+        prof = profile(name)
+        model = build_model(name, num_classes=10)
+        x = torch.randn(2, 3, side, side)
+        start = time.perf_counter()
+        model(x).logsumexp(dim=1).mean().backward()
+        step = time.perf_counter() - start
+        rows.append((name, prof.mparams, prof.gmacs, f"fwd+bwd at {side}px: {step:.2f}s"))
+    _print_profiles(rows)
+    return 0

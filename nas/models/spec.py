@@ -1,0 +1,359 @@
+"""Typed architecture spec of a MetaFormer backbone.
+
+The spec is the single currency between the search (which samples it), the store (which caches
+measurements by its content hash), the export (which writes it as ``arch.yaml``) and the builder.
+A spec is a plain tree of dataclasses; ``from_dict`` validates it and names the key path of any
+error, so a wrong YAML file fails before anything is built or trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.mixers.registry import get_mixer, suggest
+
+
+class SpecError(ValueError):
+    """An invalid architecture spec; the message starts with the offending key path."""
+
+
+@dataclass(frozen=True)
+class MixerSpec:
+    """A registered mixer by name plus the knobs its constructor takes."""
+
+    name: str
+    knobs: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **dict(self.knobs)}
+
+
+@dataclass(frozen=True)
+class BlockOverride:
+    """A different mixer for some blocks of a stage: the ``last`` k blocks or explicit ``blocks``.
+
+    This is how hybrids put attention in the last blocks of a stage (negative indices count from
+    the end).
+    """
+
+    mixer: MixerSpec
+    last: int | None = None
+    blocks: tuple[int, ...] | None = None
+
+    def indices(self, depth: int) -> list[int]:
+        if self.last is not None:
+            return list(range(depth - self.last, depth))
+        return sorted({i % depth for i in self.blocks or ()})
+
+    def to_dict(self) -> dict[str, Any]:
+        where = (
+            {"last": self.last} if self.last is not None else {"blocks": list(self.blocks or ())}
+        )
+        return {**where, "mixer": self.mixer.to_dict()}
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One resolution stage: ``depth`` blocks of width ``dim``."""
+
+    depth: int
+    dim: int
+    mixer: MixerSpec
+    overrides: tuple[BlockOverride, ...] = ()
+    mlp_ratio: float = 4.0
+    res_scale: bool = False
+    layer_scale: float | None = None
+
+    def block_mixers(self) -> list[MixerSpec]:
+        """The mixer of every block, overrides applied in order (a later one wins)."""
+        mixers = [self.mixer] * self.depth
+        for override in self.overrides:
+            for i in override.indices(self.depth):
+                mixers[i] = override.mixer
+        return mixers
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"depth": self.depth, "dim": self.dim, "mixer": self.mixer.to_dict()}
+        if self.overrides:
+            out["overrides"] = [o.to_dict() for o in self.overrides]
+        out.update(mlp_ratio=self.mlp_ratio, res_scale=self.res_scale, layer_scale=self.layer_scale)
+        return out
+
+
+@dataclass(frozen=True)
+class StemSpec:
+    """Patchifying stem convolution (MetaFormer: 7x7, stride 4, padding 2) followed by a norm."""
+
+    kernel_size: int = 7
+    stride: int = 4
+    padding: int = 2
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """Classifier head: ``mlp`` (fc -> SquaredReLU -> LayerNorm -> dropout -> fc) or ``linear``."""
+
+    kind: str = "mlp"
+    hidden_ratio: float = 4.0
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A whole backbone. ``image_size`` is the nominal input side; it sets the grid on which
+    spatial mixer weights are stored (see ``grid_sizes``), not the sizes the model accepts."""
+
+    stages: tuple[StageSpec, ...]
+    name: str = "custom"
+    image_size: int = 224
+    in_chans: int = 3
+    stem: StemSpec = StemSpec()
+    head: HeadSpec = HeadSpec()
+    drop_path_rate: float = 0.0
+
+    def grid_sizes(self) -> list[int]:
+        """Nominal feature-map side of each stage at ``image_size``."""
+        side = (
+            self.image_size + 2 * self.stem.padding - self.stem.kernel_size
+        ) // self.stem.stride + 1
+        sides = [side]
+        for _ in self.stages[1:]:
+            sides.append((sides[-1] - 1) // 2 + 1)
+        return sides
+
+    def resolved_knobs(self, stage: int, mixer: MixerSpec) -> dict[str, Any]:
+        """All constructor knobs of ``mixer`` in ``stage``: registry defaults, then the spec's,
+        then ``grid_size`` (when the mixer has one and it is unset) from the stage's nominal map."""
+        knobs = {**get_mixer(mixer.name).knobs, **dict(mixer.knobs)}
+        if "grid_size" in knobs and knobs["grid_size"] is None:
+            knobs["grid_size"] = self.grid_sizes()[stage]
+        return knobs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "image_size": self.image_size,
+            "in_chans": self.in_chans,
+            "drop_path_rate": self.drop_path_rate,
+            "stem": dataclasses.asdict(self.stem),
+            "head": dataclasses.asdict(self.head),
+            "stages": [s.to_dict() for s in self.stages],
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml())
+
+    def content_hash(self) -> str:
+        """Hash of what determines the network (the ``name`` does not), with every mixer knob
+        resolved, so that leaving a knob at its default and spelling it out hash alike."""
+        canonical = self.to_dict()
+        del canonical["name"]
+        for i, (stage, stage_dict) in enumerate(zip(self.stages, canonical["stages"], strict=True)):
+            stage_dict["blocks"] = [
+                {"name": m.name, **self.resolved_knobs(i, m)} for m in stage.block_mixers()
+            ]
+            del stage_dict["mixer"]
+            stage_dict.pop("overrides", None)
+        blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ArchSpec:
+        return _parse_arch(data)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> ArchSpec:
+        return _parse_arch(yaml.safe_load(text))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ArchSpec:
+        try:
+            return cls.from_yaml(Path(path).read_text())
+        except SpecError as err:
+            raise SpecError(f"{path}: {err}") from None
+
+
+def _expect_mapping(data: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{where}: expected a mapping, found {type(data).__name__} {data!r}")
+    for key in data:
+        if key not in allowed:
+            raise SpecError(
+                f"{where}.{key}: unknown key{suggest(str(key), allowed)}; "
+                f"allowed: {sorted(allowed)}"
+            )
+    return dict(data)
+
+
+def _typed(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any):
+    """``data[key]`` checked against ``kind`` (bools are not ints), or ``default`` if absent."""
+    if key not in data:
+        if default is _REQUIRED:
+            raise SpecError(f"{where}.{key}: required key is missing")
+        return default
+    value = data[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if value is None and type(None) in kinds:
+        return None
+    is_bool = isinstance(value, bool)
+    ok = any(
+        (k is bool and is_bool)
+        or (k is int and isinstance(value, int) and not is_bool)
+        or (k is float and isinstance(value, (int, float)) and not is_bool)
+        or (k is str and isinstance(value, str))
+        for k in kinds
+    )
+    if not ok:
+        names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+        raise SpecError(f"{where}.{key}: expected {names}, found {type(value).__name__} {value!r}")
+    return float(value) if float in kinds and int not in kinds and value is not None else value
+
+
+_REQUIRED = object()
+
+
+def _positive(value: int | float, where: str) -> None:
+    if value <= 0:
+        raise SpecError(f"{where}: expected a positive number, found {value!r}")
+
+
+def _parse_mixer(data: Any, where: str) -> MixerSpec:
+    if isinstance(data, str):
+        data = {"name": data}
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{where}: expected a mixer name or mapping, found {data!r}")
+    if "name" not in data:
+        raise SpecError(f"{where}.name: required key is missing")
+    name = data["name"]
+    try:
+        entry = get_mixer(name)
+    except KeyError as err:
+        raise SpecError(f"{where}.name: {err.args[0]}") from None
+    knobs = {k: v for k, v in data.items() if k != "name"}
+    for key in knobs:
+        if key not in entry.knobs:
+            raise SpecError(
+                f"{where}.{key}: unknown knob for mixer {name!r}{suggest(str(key), entry.knobs)}; "
+                f"allowed: {sorted(entry.knobs)}"
+            )
+    return MixerSpec(name, knobs)
+
+
+def _parse_override(data: Any, where: str, depth: int) -> BlockOverride:
+    data = _expect_mapping(data, where, {"last", "blocks", "mixer"})
+    if ("last" in data) == ("blocks" in data):
+        raise SpecError(f"{where}: give exactly one of 'last' (an int) or 'blocks' (a list)")
+    mixer = _parse_mixer(data.get("mixer"), f"{where}.mixer")
+    if "last" in data:
+        last = _typed(data, "last", int, where, _REQUIRED)
+        if not 1 <= last <= depth:
+            raise SpecError(f"{where}.last: expected 1..{depth} (the stage depth), found {last}")
+        return BlockOverride(mixer, last=last)
+    blocks = data["blocks"]
+    if not isinstance(blocks, list) or not all(isinstance(b, int) for b in blocks):
+        raise SpecError(f"{where}.blocks: expected a list of block indices, found {blocks!r}")
+    for b in blocks:
+        if not -depth <= b < depth:
+            raise SpecError(f"{where}.blocks: index {b} out of range for a stage of depth {depth}")
+    return BlockOverride(mixer, blocks=tuple(blocks))
+
+
+def _parse_stage(data: Any, where: str) -> StageSpec:
+    allowed = {"depth", "dim", "mixer", "overrides", "mlp_ratio", "res_scale", "layer_scale"}
+    data = _expect_mapping(data, where, allowed)
+    depth = _typed(data, "depth", int, where, _REQUIRED)
+    dim = _typed(data, "dim", int, where, _REQUIRED)
+    _positive(depth, f"{where}.depth")
+    _positive(dim, f"{where}.dim")
+    if "mixer" not in data:
+        raise SpecError(f"{where}.mixer: required key is missing")
+    overrides = data.get("overrides") or []
+    if not isinstance(overrides, list):
+        raise SpecError(f"{where}.overrides: expected a list, found {overrides!r}")
+    mlp_ratio = _typed(data, "mlp_ratio", float, where, 4.0)
+    _positive(mlp_ratio, f"{where}.mlp_ratio")
+    return StageSpec(
+        depth=depth,
+        dim=dim,
+        mixer=_parse_mixer(data["mixer"], f"{where}.mixer"),
+        overrides=tuple(
+            _parse_override(o, f"{where}.overrides[{i}]", depth) for i, o in enumerate(overrides)
+        ),
+        mlp_ratio=mlp_ratio,
+        res_scale=_typed(data, "res_scale", bool, where, False),
+        layer_scale=_typed(data, "layer_scale", (float, type(None)), where, None),
+    )
+
+
+def _parse_arch(data: Any) -> ArchSpec:
+    allowed = {"name", "image_size", "in_chans", "drop_path_rate", "stem", "head", "stages"}
+    data = _expect_mapping(data, "arch", allowed)
+    stages = data.get("stages")
+    if not isinstance(stages, list) or not stages:
+        raise SpecError(f"arch.stages: expected a non-empty list of stages, found {stages!r}")
+    stem = _expect_mapping(data.get("stem", {}), "arch.stem", {"kernel_size", "stride", "padding"})
+    head = _expect_mapping(data.get("head", {}), "arch.head", {"kind", "hidden_ratio", "dropout"})
+    head_kind = _typed(head, "kind", str, "arch.head", "mlp")
+    if head_kind not in ("mlp", "linear"):
+        raise SpecError(f"arch.head.kind: expected 'mlp' or 'linear', found {head_kind!r}")
+    spec = ArchSpec(
+        name=_typed(data, "name", str, "arch", "custom"),
+        image_size=_typed(data, "image_size", int, "arch", 224),
+        in_chans=_typed(data, "in_chans", int, "arch", 3),
+        drop_path_rate=_typed(data, "drop_path_rate", float, "arch", 0.0),
+        stem=StemSpec(
+            **{k: _typed(stem, k, int, "arch.stem", d) for k, d in _STEM_DEFAULTS.items()}
+        ),
+        head=HeadSpec(
+            kind=head_kind,
+            hidden_ratio=_typed(head, "hidden_ratio", float, "arch.head", 4.0),
+            dropout=_typed(head, "dropout", float, "arch.head", 0.0),
+        ),
+        stages=tuple(_parse_stage(s, f"arch.stages[{i}]") for i, s in enumerate(stages)),
+    )
+    validate(spec)
+    return spec
+
+
+_STEM_DEFAULTS = dataclasses.asdict(StemSpec())
+
+
+def validate(spec: ArchSpec) -> None:
+    """Check what needs the whole spec: sizes, drop-path range, and every block's mixer knobs
+    against its mixer at the stage width (e.g. channel splits that must divide ``dim``)."""
+    _positive(spec.image_size, "arch.image_size")
+    _positive(spec.in_chans, "arch.in_chans")
+    if not 0.0 <= spec.drop_path_rate < 1.0:
+        raise SpecError(
+            f"arch.drop_path_rate: expected a value in [0, 1), found {spec.drop_path_rate}"
+        )
+    if not 0.0 <= spec.head.dropout < 1.0:
+        raise SpecError(f"arch.head.dropout: expected a value in [0, 1), found {spec.head.dropout}")
+    for key, value in dataclasses.asdict(spec.stem).items():
+        _positive(value + (key == "padding"), f"arch.stem.{key}")
+    if spec.grid_sizes()[-1] < 1:
+        raise SpecError(
+            f"arch.image_size: {spec.image_size} px is too small for {len(spec.stages)} stages"
+        )
+    for i, stage in enumerate(spec.stages):
+        mixers = [(f"arch.stages[{i}].mixer", stage.mixer)] + [
+            (f"arch.stages[{i}].overrides[{j}].mixer", o.mixer)
+            for j, o in enumerate(stage.overrides)
+        ]
+        for where, mixer in mixers:
+            knobs = spec.resolved_knobs(i, mixer)
+            try:
+                get_mixer(mixer.name).check(stage.dim, knobs, where=where)
+            except ValueError as err:
+                raise SpecError(f"{err} (stage dim {stage.dim})") from None

@@ -1,0 +1,146 @@
+"""Architecture spec: YAML round trip, stable content hash, and specific validation errors."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from nas.models import ArchSpec, SpecError, resolve_spec
+
+
+def _tiny(**stage0) -> dict:
+    return {
+        "name": "tiny",
+        "image_size": 64,
+        "stages": [
+            {"depth": 2, "dim": 16, "mixer": {"name": "sepconv"}, **stage0},
+            {"depth": 3, "dim": 32, "mixer": "attention", "res_scale": True},
+        ],
+    }
+
+
+def test_yaml_round_trip_is_exact() -> None:
+    spec = resolve_spec("caformer_s18")
+    again = ArchSpec.from_yaml(spec.to_yaml())
+    assert again == spec
+    assert again.to_yaml() == spec.to_yaml()
+
+
+def test_round_trip_keeps_overrides() -> None:
+    data = _tiny(overrides=[{"last": 1, "mixer": {"name": "attention", "window_size": 4}}])
+    spec = ArchSpec.from_dict(data)
+    assert [m.name for m in spec.stages[0].block_mixers()] == ["sepconv", "attention"]
+    assert ArchSpec.from_yaml(spec.to_yaml()) == spec
+
+
+def test_block_overrides_by_index_and_last_k() -> None:
+    data = _tiny(
+        depth=5,
+        overrides=[
+            {"blocks": [0, -1], "mixer": "pooling"},
+            {"last": 2, "mixer": "identity"},
+        ],
+    )
+    names = [m.name for m in ArchSpec.from_dict(data).stages[0].block_mixers()]
+    assert names == ["pooling", "sepconv", "sepconv", "identity", "identity"]
+
+
+def test_hash_ignores_name_and_spelled_out_defaults() -> None:
+    base = ArchSpec.from_dict(_tiny())
+    explicit = _tiny(mixer={"name": "sepconv", "kernel_size": 7, "expansion_ratio": 2.0})
+    explicit["name"] = "other"
+    assert ArchSpec.from_dict(explicit).content_hash() == base.content_hash()
+
+
+def test_hash_changes_with_the_network() -> None:
+    base = ArchSpec.from_dict(_tiny()).content_hash()
+    assert (
+        ArchSpec.from_dict(_tiny(mixer={"name": "sepconv", "kernel_size": 5})).content_hash()
+        != base
+    )
+    assert ArchSpec.from_dict(_tiny(depth=3)).content_hash() != base
+    bigger = _tiny()
+    bigger["image_size"] = 96
+    assert ArchSpec.from_dict(bigger).content_hash() != base
+
+
+def test_hash_is_stable_across_processes() -> None:
+    code = "import nas; from nas.models import resolve_spec; print(resolve_spec('caformer_s18').content_hash())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == resolve_spec("caformer_s18").content_hash()
+
+
+def _with(path: str, value) -> dict:
+    """``_tiny()`` with the dotted ``path`` (list indices as ints) set to ``value``."""
+    data = _tiny()
+    node = data
+    keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    return data
+
+
+BAD_SPECS = [
+    (
+        _with("stages.0.mixer", {"name": "atention"}),
+        r"arch.stages\[0\].mixer.name: unknown mixer 'atention' \(did you mean 'attention'\?\)",
+    ),
+    (
+        _with("stages.0.mixer", {"name": "sepconv", "kernal_size": 5}),
+        r"arch.stages\[0\].mixer.kernal_size: unknown knob for mixer 'sepconv' \(did you mean 'kernel_size'\?\)",
+    ),
+    (
+        _with("stages.0.mixer", {"name": "sepconv", "kernel_size": 4}),
+        r"arch.stages\[0\].mixer: mixer 'sepconv': kernel_size must be an odd positive int, found 4",
+    ),
+    (_with("stages.0.depht", 2), r"arch.stages\[0\].depht: unknown key \(did you mean 'depth'\?\)"),
+    (_with("stages.0.depth", "3"), r"arch.stages\[0\].depth: expected int, found str '3'"),
+    (_with("stages.0.depth", 0), r"arch.stages\[0\].depth: expected a positive number, found 0"),
+    (
+        _with("stages.1.res_scale", "yes"),
+        r"arch.stages\[1\].res_scale: expected bool, found str 'yes'",
+    ),
+    (
+        _with("stages.0.overrides", [{"last": 5, "mixer": "pooling"}]),
+        r"arch.stages\[0\].overrides\[0\].last: expected 1..2 \(the stage depth\), found 5",
+    ),
+    (
+        _with("stages.0.overrides", [{"blocks": [7], "mixer": "pooling"}]),
+        r"arch.stages\[0\].overrides\[0\].blocks: index 7 out of range for a stage of depth 2",
+    ),
+    (
+        _with("stages.0.overrides", [{"mixer": "pooling"}]),
+        r"arch.stages\[0\].overrides\[0\]: give exactly one of 'last'",
+    ),
+    (_with("stages", []), r"arch.stages: expected a non-empty list of stages"),
+    (_with("head", {"kind": "conv"}), r"arch.head.kind: expected 'mlp' or 'linear', found 'conv'"),
+    (_with("drop_path_rate", 1.5), r"arch.drop_path_rate: expected a value in \[0, 1\), found 1.5"),
+    (_with("image_sise", 32), r"arch.image_sise: unknown key \(did you mean 'image_size'\?\)"),
+    (_with("image_size", 2), r"arch.image_size: 2 px is too small for 2 stages"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), BAD_SPECS)
+def test_bad_specs_get_specific_errors(data, message) -> None:
+    with pytest.raises(SpecError, match=message):
+        ArchSpec.from_dict(data)
+
+
+def test_dims_not_divisible_as_the_mixer_requires(tmp_path) -> None:
+    data = _with("stages.0.mixer", {"name": "gnconv", "order": 4})
+    data["stages"][0]["dim"] = 20
+    path = tmp_path / "arch.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(
+        SpecError, match=r"arch.yaml: arch.stages\[0\].mixer: mixer 'gnconv': .*20.*8"
+    ):
+        ArchSpec.load(path)
+
+
+def test_unknown_preset_gets_a_suggestion() -> None:
+    with pytest.raises(
+        SpecError, match=r"'cafomer_s18' is neither a preset \(did you mean 'caformer_s18'\?\)"
+    ):
+        resolve_spec("cafomer_s18")

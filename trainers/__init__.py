@@ -1,0 +1,1 @@
+"""Full training of an exported architecture (the Hydra app lives in ``trainers.train``)."""

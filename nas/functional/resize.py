@@ -1,0 +1,49 @@
+"""Resizing weights that live on a spatial grid (global kernels, position embeddings, filters).
+
+Global mixers store their spatial weights at a nominal feature-map size (``grid_size``) and resize
+them at run time to the actual map, so one model runs at any input resolution. Interpolation
+uses ``align_corners=True`` like the reference implementations (Fast-ParC, HorNet, DFFormer), so
+the end points of a kernel or filter are kept exactly.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+from torch.nn import functional as F
+
+DEFAULT_GRID_SIZE = 14
+"""Nominal map side when a mixer is built without ``grid_size``: stage 3 of a 224 px MetaFormer."""
+
+
+def grid_or_default(grid_size: int | None) -> int:
+    """``grid_size``, or :data:`DEFAULT_GRID_SIZE` when it is ``None``."""
+    return DEFAULT_GRID_SIZE if grid_size is None else grid_size
+
+
+def check_grid_size(grid_size: object) -> None:
+    """Raise ``ValueError`` unless ``grid_size`` is ``None`` or a positive int."""
+    if grid_size is not None and (
+        isinstance(grid_size, bool) or not isinstance(grid_size, int) or grid_size < 1
+    ):
+        raise ValueError(f"grid_size must be None or a positive int, found {grid_size!r}")
+
+
+def resize_line(weight: Tensor, length: int) -> Tensor:
+    """Linearly resize ``weight`` of shape ``(C, L)`` to ``(C, length)``."""
+    if weight.shape[-1] == length:
+        return weight
+    return F.interpolate(weight.unsqueeze(0), size=length, mode="linear", align_corners=True)[0]
+
+
+def resize_grid(weight: Tensor, size: tuple[int, int], mode: str = "bicubic") -> Tensor:
+    """Resize ``weight`` of shape ``(h, w, *rest)`` to ``(*size, *rest)`` over its first two axes.
+
+    ``mode`` is ``"bilinear"`` or ``"bicubic"``. For a complex filter pass its real view; the
+    real and imaginary parts are then interpolated independently, as in GFNet/HorNet/DFFormer.
+    """
+    h, w, *rest = weight.shape
+    if (h, w) == tuple(size):
+        return weight
+    flat = weight.reshape(h, w, -1).permute(2, 0, 1).unsqueeze(0)
+    flat = F.interpolate(flat, size=size, mode=mode, align_corners=True)
+    return flat[0].permute(1, 2, 0).reshape(*size, *rest)

@@ -1,0 +1,82 @@
+"""The Hyena recurrence shared by the 2D (HyenaPixel) and 1D (Hyena) mixers, and their knob rules.
+
+Order ``N`` uses ``N + 1`` gates ``g_0 .. g_N`` (projections after the short convolution) and
+``N - 1`` long convolutions ``h_1 .. h_{N-1}``:
+
+    z = g_0;  for i = 1 .. N-1:  z = h_i * norm_i(z . g_i) + D_i . norm_i(z . g_i);  y = z . g_N
+
+This is the Hyena recursion ``z_{i+1} = x_i . (h_i * z_i)`` with the first filter being the short
+convolution alone, as in the official Hyena and HyenaPixel code: order 2 is exactly HyenaPixel's
+``v . (h * (q . k) + D . (q . k))`` with one long filter per block, which is what its published
+parameter count (29M for hpx_former_s18) implies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from nas.functional.resize import check_grid_size
+from nas.layers.norms import LayerNorm2dNoBias
+
+
+def default_filter_emb_dim(dim: int) -> int:
+    """HyenaPixel's encoding width per stage: 32/32/48/64 for S18's widths 64/128/320/512."""
+    return 16 * max(2, math.ceil(dim / 128))
+
+
+class HyenaRecurrence(nn.Module):
+    """Gated long convolutions of order ``order`` on ``(B, C, H, W)`` gates."""
+
+    def __init__(self, dim: int, order: int, use_layernorm: bool):
+        super().__init__()
+        self.skip = nn.Parameter(torch.randn(order - 1, dim))
+        self.norms = nn.ModuleList(
+            LayerNorm2dNoBias(dim) if use_layernorm else nn.Identity() for _ in range(order - 1)
+        )
+
+    def forward(
+        self,
+        gates: Sequence[torch.Tensor],
+        long_conv: Callable[[torch.Tensor, int], torch.Tensor],
+    ) -> torch.Tensor:
+        """Run the recurrence; ``long_conv(z, i)`` convolves ``z`` with the ``i``-th long filter."""
+        z = gates[0]
+        for i, norm in enumerate(self.norms):
+            z = norm(z * gates[i + 1])
+            z = long_conv(z, i) + self.skip[i].view(-1, 1, 1) * z
+        return z * gates[-1]
+
+
+def check_int(name: str, value: object, minimum: int, odd: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int ``>= minimum`` (and odd if asked)."""
+    kind = "an odd int" if odd else "an int"
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < minimum
+        or (odd and value % 2 == 0)
+    ):
+        raise ValueError(f"{name} must be {kind} >= {minimum}, got {value!r}")
+
+
+def check_hyena_knobs(
+    dim: int,
+    order: object,
+    grid_size: object,
+    filter_width: object,
+    short_kernel: object,
+    use_layernorm: object,
+) -> None:
+    """The knob checks common to both Hyena mixers."""
+    check_int("dim", dim, 1)
+    check_int("order", order, 2)
+    check_grid_size(grid_size)
+    if filter_width is not None:
+        check_int("filter_width", filter_width, 1)
+    check_int("short_kernel", short_kernel, 1, odd=True)
+    if not isinstance(use_layernorm, bool):
+        raise ValueError(f"use_layernorm must be a bool, got {use_layernorm!r}")

@@ -82,3 +82,20 @@ def test_same_seed_same_weights_and_features_are_nchw() -> None:
     assert feats.shape == (1, 512, 2, 2)
     a.reset_classifier(0)
     assert a(torch.randn(1, 3, 64, 64)).shape == (1, 512)
+
+
+FFT_MIXERS = {"hyena_pixel", "hyena", "parc", "dynamic_filter", "global_filter"}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_profiles_and_fft_mixers_are_not_free(name: str) -> None:
+    prof = profile(name, 64)
+    assert prof.macs > 0
+    uses_fft = any(
+        m.name in FFT_MIXERS or m.knobs.get("filter") == "gf"
+        for stage in resolve_spec(name).stages
+        for m in stage.block_mixers()
+    )
+    assert ("aten._fft_r2c" in prof.macs_by_op) == uses_fft
+    if uses_fft:
+        assert prof.macs_by_op["aten._fft_r2c"] > 0

@@ -88,8 +88,11 @@ def profile(
     h, w = (side, side) if isinstance(side, int) else side
     model = MetaFormer(spec, num_classes=num_classes).eval()
     params = sum(p.numel() for p in model.parameters())
+    # Frozen parameters rather than no_grad(): the counter's module tracker cannot hook tensors
+    # that require grad but were produced under no_grad (e.g. cached implicit filters).
+    model.requires_grad_(False)
     counter = FlopCounterMode(display=False, custom_mapping=FFT_FORMULAS)
-    with torch.no_grad(), counter:
+    with counter:
         model(torch.zeros(1, spec.in_chans, h, w))
     by_op = {str(op): int(f) // 2 for op, f in counter.get_flop_counts()["Global"].items() if f}
     return Profile(params, counter.get_total_flops() // 2, (h, w), by_op)

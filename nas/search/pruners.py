@@ -1,0 +1,205 @@
+"""Pruners for the search, including a Pareto-aware successive halving (MOASHA).
+
+Optuna's own pruners rank a single value and ``trial.report`` raises in multi-objective
+studies, so the search driver writes each trial's learning curve (validation accuracy per
+epoch) straight into the storage and asks a pruner from here. The other objectives (e.g.
+throughput) are measured before training and stored in
+``trial.user_attrs["objectives_known"]`` as ``{objective_index: value}``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.pruners import (
+    BasePruner,
+    HyperbandPruner,
+    MedianPruner,
+    NopPruner,
+    SuccessiveHalvingPruner,
+)
+from optuna.study import StudyDirection
+
+from nas.search.pareto import crowding_distance, non_dominated_sort
+
+__all__ = ["KNOWN_OBJECTIVES_ATTR", "ParetoSuccessiveHalvingPruner", "create_pruner"]
+
+KNOWN_OBJECTIVES_ATTR = "objectives_known"
+
+
+class ParetoSuccessiveHalvingPruner(BasePruner):
+    """Asynchronous successive halving ranked by non-dominated sorting (MOASHA).
+
+    Salinas et al. 2021: tuning hardware objectives with accuracy wastes most of the budget
+    unless early stopping is Pareto-aware. A cheap but less accurate model can be on the
+    front, so ranking by accuracy alone (ASHA) would stop exactly the trade-offs sought.
+
+    Rungs are at epochs ``min_resource * reduction_factor ** (k + min_early_stopping_rate)``
+    for k = 0, 1, ... At a rung the trial competes with every trial of the study, in any
+    state, that has a value at that epoch. Each competitor is the point (rung accuracy, known
+    other objectives) under the study's directions, ordered by non-dominated rank, then by
+    larger crowding distance within the front (the more isolated trade-off goes first). The
+    trial is promoted iff fewer than ``max(1, n // reduction_factor)`` competitors come
+    strictly before it, as in Optuna's ``SuccessiveHalvingPruner``, where the first trials at
+    a rung still promote the best. Ties are broken in the trial's favour (it is promoted if
+    equal to the last promoted position, like Optuna's ``>=``), which is deterministic and
+    independent of trial order; duplicates share a crowding distance.
+
+    Only the rung reached by the last reported step is judged: between rungs, or with no
+    values, ``prune`` returns False. A NaN rung accuracy or NaN known objective is never on a
+    front, so such a trial is pruned and such competitors are left out; a competitor without
+    the known objectives is left out too, while the trial being judged must have them (the
+    driver writes them before training; their absence is a bug worth surfacing). Keys of
+    ``objectives_known`` may be ints or strings (JSON storages turn them into strings).
+    The pruner keeps no state and writes nothing, so any number of workers can share it.
+    """
+
+    def __init__(
+        self,
+        min_resource: int = 1,
+        reduction_factor: int = 3,
+        min_early_stopping_rate: int = 0,
+        accuracy_objective: int = 0,
+    ) -> None:
+        checks = {
+            "min_resource": (min_resource, 1),
+            "reduction_factor": (reduction_factor, 2),
+            "min_early_stopping_rate": (min_early_stopping_rate, 0),
+            "accuracy_objective": (accuracy_objective, 0),
+        }
+        for name, (value, low) in checks.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        self._min_resource = min_resource
+        self._reduction_factor = reduction_factor
+        self._min_early_stopping_rate = min_early_stopping_rate
+        self._accuracy_objective = accuracy_objective
+
+    def rung_step(self, rung: int) -> int:
+        """Epoch at which rung ``rung`` (0-based) is judged."""
+        return self._min_resource * self._reduction_factor ** (rung + self._min_early_stopping_rate)
+
+    def rung_index(self, step: int) -> int | None:
+        """Rung judged at ``step``, or None when ``step`` is between rungs."""
+        rung = 0
+        while (rung_step := self.rung_step(rung)) < step:
+            rung += 1
+        return rung if rung_step == step else None
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or self.rung_index(step) is None:
+            return False
+        directions = study.directions
+        if self._accuracy_objective >= len(directions):
+            raise ValueError(
+                f"accuracy_objective={self._accuracy_objective} but the study has "
+                f"{len(directions)} objective(s)"
+            )
+        own = self._point(trial, step, len(directions))
+        if own is None:
+            raise ValueError(
+                f"trial {trial.number} lacks objectives other than {self._accuracy_objective} "
+                f"in user_attrs[{KNOWN_OBJECTIVES_ATTR!r}] (got "
+                f"{trial.user_attrs.get(KNOWN_OBJECTIVES_ATTR)!r}); the search driver must "
+                "store the objectives measured before training, e.g. {1: throughput}, "
+                "before asking the pruner"
+            )
+        if np.isnan(own).any():
+            return True
+        points = [own]
+        for other in study.get_trials(deepcopy=False):
+            if other.number == trial.number or step not in other.intermediate_values:
+                continue
+            point = self._point(other, step, len(directions))
+            if point is not None and not np.isnan(point).any():
+                points.append(point)
+        position = _pareto_position(
+            np.array(points),
+            ["maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in directions],
+        )
+        return position >= max(1, len(points) // self._reduction_factor)
+
+    def _point(
+        self, trial: optuna.trial.FrozenTrial, step: int, n_objectives: int
+    ) -> np.ndarray | None:
+        """(rung accuracy, known objectives) of a trial, None if an objective is unknown."""
+        known = trial.user_attrs.get(KNOWN_OBJECTIVES_ATTR) or {}
+        point = np.empty(n_objectives)
+        for k in range(n_objectives):
+            if k == self._accuracy_objective:
+                point[k] = trial.intermediate_values[step]
+                continue
+            value = known.get(k, known.get(str(k)))
+            if value is None:
+                return None
+            point[k] = float(value)
+        return point
+
+
+def _pareto_position(points: np.ndarray, directions: list[str]) -> int:
+    """How many points rank strictly ahead of ``points[0]`` by (front, -crowding)."""
+    ranks = non_dominated_sort(points, directions)
+    crowding = np.empty(len(points))
+    for rank in np.unique(ranks):
+        on_front = ranks == rank
+        crowding[on_front] = crowding_distance(points[on_front])
+    ahead = (ranks < ranks[0]) | ((ranks == ranks[0]) & (crowding > crowding[0]))
+    return int(ahead.sum())
+
+
+_PRUNERS: dict[str, type[BasePruner]] = {
+    "pareto_sh": ParetoSuccessiveHalvingPruner,
+    "median": MedianPruner,
+    "successive_halving": SuccessiveHalvingPruner,
+    "hyperband": HyperbandPruner,
+    "none": NopPruner,
+}
+_SINGLE_OBJECTIVE = ("median", "successive_halving", "hyperband")
+
+
+def create_pruner(kind: str, n_objectives: int, **kwargs: Any) -> BasePruner:
+    """Build a pruner by name, refusing combinations that cannot work.
+
+    Optuna's pruners rank one reported value, so with several objectives they are
+    rejected up front rather than failing mid-search; "pareto_sh" works for any number of
+    objectives (with one it is ASHA ranking by accuracy). ``kwargs`` go to the pruner's
+    constructor; unknown ones are rejected by name.
+    """
+    if kind not in _PRUNERS:
+        close = difflib.get_close_matches(kind, _PRUNERS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown pruner kind {kind!r}: expected one of {', '.join(_PRUNERS)}{hint}"
+        )
+    if n_objectives < 1:
+        raise ValueError(f"n_objectives must be >= 1, got {n_objectives}")
+    if n_objectives > 1 and kind in _SINGLE_OBJECTIVE:
+        raise ValueError(
+            f"pruner kind {kind!r} is single-objective: Optuna's {_PRUNERS[kind].__name__} "
+            f"ranks one reported value, but the study has {n_objectives} objectives; use "
+            "'pareto_sh' (Pareto-aware successive halving, MOASHA) or 'none'"
+        )
+    cls = _PRUNERS[kind]
+    accepted = [
+        name
+        for name, param in inspect.signature(cls).parameters.items()
+        if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+    ]
+    unknown = [name for name in kwargs if name not in accepted]
+    if unknown:
+        hints = [
+            f"{name!r} (did you mean {close[0]!r}?)"
+            if (close := difflib.get_close_matches(name, accepted, n=1))
+            else repr(name)
+            for name in unknown
+        ]
+        raise ValueError(
+            f"pruner kind {kind!r} does not accept {', '.join(hints)}; accepted: "
+            f"{', '.join(accepted) or 'no arguments'}"
+        )
+    return cls(**kwargs)

@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from nas.commands import models as models_commands
+from nas.commands import search as search_commands
+from nas.data.commands import add_data_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,7 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nas", description="Search token-mixer architectures for MetaFormer backbones."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    search_commands.add_commands(sub)
     models_commands.add_commands(sub)
+    add_data_commands(sub)
     return parser
 
 

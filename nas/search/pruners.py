@@ -1,9 +1,12 @@
 """Pruners for the search, including a Pareto-aware successive halving (MOASHA).
 
 Optuna's own pruners rank a single value and ``trial.report`` raises in multi-objective
-studies, so the search driver writes each trial's learning curve (validation accuracy per
-epoch) straight into the storage and asks a pruner from here. The other objectives (e.g.
-throughput) are measured before training and stored in
+studies. Nor can the learning curve go into the storage's intermediate values there: TPE scores
+PRUNED trials that have them with ``study.direction``, which multi-objective studies refuse.
+So in multi-objective studies the driver keeps each trial's curve (validation accuracy per
+epoch) in ``trial.user_attrs["learning_curve"]`` as ``{epoch: accuracy}``; single-objective
+studies use Optuna's intermediate values. :func:`learning_curve` reads either. The other
+objectives (e.g. throughput) are measured before training and stored in
 ``trial.user_attrs["objectives_known"]`` as ``{objective_index: value}``.
 """
 
@@ -26,9 +29,25 @@ from optuna.study import StudyDirection
 
 from nas.search.pareto import crowding_distance, non_dominated_sort
 
-__all__ = ["KNOWN_OBJECTIVES_ATTR", "ParetoSuccessiveHalvingPruner", "create_pruner"]
+__all__ = [
+    "KNOWN_OBJECTIVES_ATTR",
+    "LEARNING_CURVE_ATTR",
+    "ParetoSuccessiveHalvingPruner",
+    "create_pruner",
+    "learning_curve",
+]
 
 KNOWN_OBJECTIVES_ATTR = "objectives_known"
+LEARNING_CURVE_ATTR = "learning_curve"
+
+
+def learning_curve(trial: optuna.trial.FrozenTrial) -> dict[int, float]:
+    """Validation accuracy per epoch: Optuna's intermediate values, else the user attribute
+    (JSON storages turn its integer keys into strings)."""
+    if trial.intermediate_values:
+        return dict(trial.intermediate_values)
+    curve = trial.user_attrs.get(LEARNING_CURVE_ATTR) or {}
+    return {int(step): float(value) for step, value in curve.items()}
 
 
 class ParetoSuccessiveHalvingPruner(BasePruner):
@@ -91,7 +110,8 @@ class ParetoSuccessiveHalvingPruner(BasePruner):
         return rung if rung_step == step else None
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        step = trial.last_step
+        curve = learning_curve(trial)
+        step = max(curve, default=None)
         if step is None or self.rung_index(step) is None:
             return False
         directions = study.directions
@@ -100,7 +120,7 @@ class ParetoSuccessiveHalvingPruner(BasePruner):
                 f"accuracy_objective={self._accuracy_objective} but the study has "
                 f"{len(directions)} objective(s)"
             )
-        own = self._point(trial, step, len(directions))
+        own = self._point(trial, curve, step, len(directions))
         if own is None:
             raise ValueError(
                 f"trial {trial.number} lacks objectives other than {self._accuracy_objective} "
@@ -113,9 +133,10 @@ class ParetoSuccessiveHalvingPruner(BasePruner):
             return True
         points = [own]
         for other in study.get_trials(deepcopy=False):
-            if other.number == trial.number or step not in other.intermediate_values:
+            other_curve = learning_curve(other)
+            if other.number == trial.number or step not in other_curve:
                 continue
-            point = self._point(other, step, len(directions))
+            point = self._point(other, other_curve, step, len(directions))
             if point is not None and not np.isnan(point).any():
                 points.append(point)
         position = _pareto_position(
@@ -125,14 +146,18 @@ class ParetoSuccessiveHalvingPruner(BasePruner):
         return position >= max(1, len(points) // self._reduction_factor)
 
     def _point(
-        self, trial: optuna.trial.FrozenTrial, step: int, n_objectives: int
+        self,
+        trial: optuna.trial.FrozenTrial,
+        curve: dict[int, float],
+        step: int,
+        n_objectives: int,
     ) -> np.ndarray | None:
         """(rung accuracy, known objectives) of a trial, None if an objective is unknown."""
         known = trial.user_attrs.get(KNOWN_OBJECTIVES_ATTR) or {}
         point = np.empty(n_objectives)
         for k in range(n_objectives):
             if k == self._accuracy_objective:
-                point[k] = trial.intermediate_values[step]
+                point[k] = curve[step]
                 continue
             value = known.get(k, known.get(str(k)))
             if value is None:

@@ -1,0 +1,321 @@
+"""The search file: what to search, how to judge it, how to run it, where to store it.
+
+Loaded with OmegaConf; command-line overrides use Hydra's grammar (``search.trials=50``,
+``storage=postgresql://...``, ``+key=value`` to add, ``~key`` to delete). Every section is a typed
+dataclass validated by :mod:`nas.typed_config`, and the ``space`` section by
+:mod:`nas.search.space`, so a wrong file fails with the key path before Ray starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from nas.search.space import SearchSpace, SpaceError, parse_space
+from nas.training.proxy import ProxyConfig
+from nas.typed_config import ConfigError, convert, dump, load, suggest
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Optuna sampler: multivariate TPE (grouped, for the conditional space), NSGA-II or random."""
+
+    kind: Literal["tpe", "nsga2", "random"] = "tpe"
+    n_startup_trials: int = 8
+    population_size: int = 16
+
+
+@dataclass(frozen=True)
+class PrunerSettings:
+    """Early stopping of running trials; ``pareto_sh`` for multi-objective studies."""
+
+    kind: Literal["pareto_sh", "median", "successive_halving", "hyperband", "none"] = "pareto_sh"
+    min_resource: int = 1
+    reduction_factor: int = 2
+    n_startup_trials: int = 4
+    n_warmup_steps: int = 1
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    trials: int = 24
+    max_concurrent: int = 2
+    seed: int = 0
+    timeout_minutes: float | None = None
+    study: str | None = None
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    pruner: PrunerSettings = field(default_factory=PrunerSettings)
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise ValueError(f"trials: expected >= 1, found {self.trials}")
+        if self.max_concurrent < 1:
+            raise ValueError(f"max_concurrent: expected >= 1, found {self.max_concurrent}")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """``accuracy`` (proxy val top-1), ``throughput`` (img/s), ``params`` (M), ``macs`` (G)."""
+
+    name: Literal["accuracy", "throughput", "params", "macs"]
+    direction: Literal["maximize", "minimize"]
+
+
+@dataclass(frozen=True)
+class ThroughputSettings:
+    """How the full-size architecture's throughput is measured (timm benchmark style)."""
+
+    device: str = "cpu"
+    resolution: int | None = None
+    batch: int = 32
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
+    channels_last: bool = True
+    mode: Literal["inference", "train"] = "inference"
+    threads: int | None = None
+    repeats: int = 5
+
+    def key(self) -> str:
+        """Identifies the measurement setting in the store (one architecture, many settings)."""
+        return json.dumps(dump(self), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Checked before any training; a violating architecture ends its trial as failed."""
+
+    max_params_m: float | None = None
+    max_gmacs: float | None = None
+    min_throughput: float | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Ray resources per trial; fractional GPUs let several trials share one device."""
+
+    cpu: float = 1.0
+    gpu: float = 0.0
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """``address: auto`` joins a running cluster (``ray start --head``); null starts a local one."""
+
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    name: str
+    space: SearchSpace
+    search: SearchSettings = field(default_factory=SearchSettings)
+    objectives: tuple[Objective, ...] = (
+        Objective("accuracy", "maximize"),
+        Objective("throughput", "maximize"),
+    )
+    throughput: ThroughputSettings = field(default_factory=ThroughputSettings)
+    constraints: Constraints = field(default_factory=Constraints)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    resources: Resources = field(default_factory=Resources)
+    ray: RaySettings = field(default_factory=RaySettings)
+    storage: str | None = None
+    run_dir: str = "runs"
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]
+
+    @property
+    def objective_names(self) -> list[str]:
+        return [o.name for o in self.objectives]
+
+    def storage_url(self) -> str:
+        """The store: the configured URL, else SQLite in the run folder."""
+        if self.storage:
+            return self.storage
+        path = Path(self.run_dir).resolve() / self.name / "search.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}"
+
+    def fingerprint(self) -> str:
+        """What makes two runs the same search: everything but where and how wide it runs.
+        A command started again with the same fingerprint resumes the unfinished search."""
+        keep = {k: v for k, v in self.raw.items() if k not in ("ray", "resources", "run_dir")}
+        keep["search"] = {k: v for k, v in keep.get("search", {}).items() if k != "max_concurrent"}
+        blob = json.dumps(keep, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+SINGLE_OBJECTIVE_PRUNERS = ("median", "successive_halving", "hyperband")
+_TOP_KEYS = {
+    "name",
+    "space",
+    "search",
+    "objectives",
+    "throughput",
+    "constraints",
+    "proxy",
+    "resources",
+    "ray",
+    "storage",
+    "run_dir",
+}
+
+
+def _apply_overrides(cfg: Any, overrides: list[str], source: str) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as err:
+        raise ConfigError(f"command-line override: {err}") from None
+    for override in parsed:
+        key = override.key_or_group
+        exists = OmegaConf.select(cfg, key, throw_on_missing=False, default=_ABSENT) is not _ABSENT
+        if override.is_delete():
+            if not exists:
+                raise ConfigError(f"override ~{key}: {key} is not in {source}")
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            del node[int(leaf) if leaf.isdigit() else leaf]
+            continue
+        if (
+            not exists
+            and not override.is_add()
+            and not override.is_force_add()
+            and not _in_schema(key)
+        ):
+            missing, siblings = _first_missing(cfg, key)
+            raise ConfigError(
+                f"override {key}={override.input_line.split('=', 1)[-1]}: {key} is not in {source}"
+                f"{suggest(missing, siblings)}; use +{key}=... to add a key"
+            )
+        OmegaConf.update(cfg, key, override.value(), merge=False, force_add=True)
+
+
+_ABSENT = object()
+
+
+def _first_missing(cfg: Any, key: str) -> tuple[str, list[str]]:
+    """The first segment of ``key`` absent from ``cfg``, and the keys beside it."""
+    node, siblings = cfg, sorted(set(cfg.keys()) | _TOP_KEYS)
+    for part in key.split("."):
+        if not OmegaConf.is_dict(node) or part not in node:
+            return part, siblings
+        node = node[part]
+        siblings = list(node.keys()) if OmegaConf.is_dict(node) else []
+    return key, siblings
+
+
+def _in_schema(key: str) -> bool:
+    """Whether a dotted key names a field of the typed sections (so a file may omit it)."""
+    tp: Any = SearchConfig
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(tp) or part in ("space", "raw"):
+            return False
+        hints = typing.get_type_hints(tp)
+        if part not in hints:
+            return False
+        tp = hints[part]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            tp = next((a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)), tp)
+    return True
+
+
+def parse_config(data: Any, default_name: str = "search") -> SearchConfig:
+    """Validate a whole search mapping into a :class:`SearchConfig`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"search file: expected a mapping at the top, found {data!r}")
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ConfigError(
+                f"{key}: unknown top-level key{suggest(key, _TOP_KEYS)}; "
+                f"allowed: {sorted(_TOP_KEYS)}"
+            )
+    if "space" not in data:
+        raise ConfigError("space: required key is missing (the architecture search space)")
+    try:
+        space = parse_space(data["space"])
+    except SpaceError as err:
+        raise ConfigError(str(err)) from None
+    objectives = convert(
+        tuple[Objective, ...],
+        data.get(
+            "objectives",
+            [
+                {"name": "accuracy", "direction": "maximize"},
+                {"name": "throughput", "direction": "maximize"},
+            ],
+        ),
+        "objectives",
+    )
+    if not objectives:
+        raise ConfigError("objectives: expected at least one objective")
+    names = [o.name for o in objectives]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"objectives: each objective may appear once, found {names}")
+    if "accuracy" not in names:
+        raise ConfigError(f"objectives: 'accuracy' must be one of the objectives, found {names}")
+    search = load(SearchSettings, data.get("search"), "search")
+    if len(objectives) > 1 and search.pruner.kind in SINGLE_OBJECTIVE_PRUNERS:
+        raise ConfigError(
+            f"search.pruner.kind: {search.pruner.kind!r} is a single-objective Optuna pruner but "
+            f"the study has {len(objectives)} objectives; use 'pareto_sh' (or 'none')"
+        )
+    proxy = load(ProxyConfig, data.get("proxy"), "proxy")
+    try:
+        proxy.validate()
+    except ValueError as err:
+        message = _dotted(str(err))
+        raise ConfigError(message if message.startswith("proxy.") else f"proxy.{message}") from None
+    return SearchConfig(
+        name=convert(str, data.get("name", default_name), "name"),
+        space=space,
+        search=search,
+        objectives=tuple(objectives),
+        throughput=load(ThroughputSettings, data.get("throughput"), "throughput"),
+        constraints=load(Constraints, data.get("constraints"), "constraints"),
+        proxy=proxy,
+        resources=load(Resources, data.get("resources"), "resources"),
+        ray=load(RaySettings, data.get("ray"), "ray"),
+        storage=convert(str | None, data.get("storage"), "storage"),
+        run_dir=convert(str, data.get("run_dir", "runs"), "run_dir"),
+        raw=data,
+    )
+
+
+def _dotted(message: str) -> str:
+    """``data name: expected ...`` (the trainer's style) as ``data.name: expected ...``."""
+    head, sep, rest = message.partition(": ")
+    return head.replace(" ", ".") + sep + rest if sep and " " in head else message
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SearchConfig:
+    """Read a search file, apply command-line overrides, and validate the result."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"search file {path} does not exist")
+    try:
+        cfg = OmegaConf.load(path)
+    except (OmegaConfBaseException, ValueError) as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    _apply_overrides(cfg, list(overrides), str(path))
+    try:
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{path}: {err}") from None
+    try:
+        return parse_config(data, default_name=path.stem)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

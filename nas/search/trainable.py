@@ -1,0 +1,128 @@
+"""The Ray Tune trainable: measure an architecture, check constraints, then proxy-train it.
+
+It runs on a Ray worker and never touches the database: every fact travels to the driver as a
+``tune.report`` result with a ``phase`` (``measured``, ``epoch``, ``final``), and the driver is
+the store's only writer. Measurements already in the store arrive in the trial's config, so an
+architecture sampled twice is measured once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from ray import tune
+
+from nas.models.profile import profile
+from nas.models.spec import ArchSpec
+from nas.search.config import Constraints, ThroughputSettings
+from nas.search.device_lock import DeviceLease
+from nas.training.proxy import ProxyConfig, train_proxy
+from nas.training.throughput import measure_throughput
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of a search shares (sent once to the workers)."""
+
+    proxy: ProxyConfig
+    throughput: ThroughputSettings
+    constraints: Constraints
+
+
+def constraint_violation(
+    constraints: Constraints, params: int, macs: int, images_per_s: float | None
+) -> str | None:
+    """Why an architecture is out of bounds, or None."""
+    if constraints.max_params_m is not None and params / 1e6 > constraints.max_params_m:
+        return f"constraint: {params / 1e6:.2f}M params > max_params_m {constraints.max_params_m}"
+    if constraints.max_gmacs is not None and macs / 1e9 > constraints.max_gmacs:
+        return f"constraint: {macs / 1e9:.3f} GMACs > max_gmacs {constraints.max_gmacs}"
+    if (
+        images_per_s is not None
+        and constraints.min_throughput is not None
+        and images_per_s < constraints.min_throughput
+    ):
+        return f"constraint: {images_per_s:.1f} img/s < min_throughput {constraints.min_throughput}"
+    return None
+
+
+def _measure(
+    spec: ArchSpec, cached: dict[str, Any], settings: TrialSettings, lease: DeviceLease
+) -> dict:
+    out = dict(cached)
+    if out.get("params") is None or out.get("macs") is None:
+        prof = profile(spec)
+        out.update(params=prof.params, macs=prof.macs)
+    if constraint_violation(settings.constraints, out["params"], out["macs"], None):
+        return out
+    if out.get("images_per_s") is None:
+        t = settings.throughput
+        with lease.exclusive():
+            result = measure_throughput(
+                spec,
+                device=t.device,
+                resolution=t.resolution,
+                batch=t.batch,
+                amp=t.precision == "bf16",
+                compile=t.compile,
+                channels_last=t.channels_last,
+                mode=t.mode,
+                num_threads=t.threads,
+                repeats=t.repeats,
+            )
+        out.update(
+            images_per_s=result.images_per_s,
+            spread={
+                "min": result.min_images_per_s,
+                "max": result.max_images_per_s,
+                "iqr": result.iqr_images_per_s,
+            },
+            peak_memory_mb=result.peak_memory_bytes / 2**20,
+            device_name=result.device,
+            newly_measured=True,
+        )
+    return out
+
+
+def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
+    """Ray Tune function trainable for one sampled architecture."""
+    lease = DeviceLease(tune.get_context().get_trial_id())
+    try:
+        spec = ArchSpec.from_dict(config["spec"])
+        measured = _measure(spec, config.get("cached") or {}, settings, lease)
+    except Exception as err:  # a trial's failure must never stop the search
+        tune.report({"phase": "final", "status": "failed", "reason": _reason(err)})
+        return
+    tune.report({"phase": "measured", **measured})
+    violation = constraint_violation(
+        settings.constraints, measured["params"], measured["macs"], measured.get("images_per_s")
+    )
+    if violation:
+        tune.report({"phase": "final", "status": "failed", "reason": violation})
+        return
+
+    def report(metrics) -> bool:
+        lease.release()
+        tune.report({"phase": "epoch", **dataclasses.asdict(metrics)})
+        lease.acquire_shared()
+        return True
+
+    with lease.shared():
+        result = train_proxy(spec, settings.proxy, report=report)
+    tune.report(
+        {
+            "phase": "final",
+            "status": result.status,
+            "reason": result.reason,
+            "accuracy": result.val_top1,
+        }
+    )
+
+
+def _reason(err: BaseException) -> str:
+    last = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
+    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    return f"{type(err).__name__}: {err}{where}"

@@ -6,8 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from nas.commands import dashboard as dashboard_commands
 from nas.commands import models as models_commands
 from nas.commands import search as search_commands
+from nas.commands import train as train_commands
 from nas.data.commands import add_data_commands
 
 
@@ -17,7 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     search_commands.add_commands(sub)
+    dashboard_commands.add_commands(sub)
     models_commands.add_commands(sub)
+    train_commands.add_commands(sub)
     add_data_commands(sub)
     return parser
 

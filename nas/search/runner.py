@@ -70,14 +70,16 @@ def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def requeue_interrupted(study: optuna.Study) -> list[int]:
-    """Fail the trials a dead driver left RUNNING and enqueue their parameters again."""
+    """Fail the trials a dead driver left RUNNING and enqueue their parameters again; returns
+    the numbers of the re-queued trials."""
     numbers = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
         study._storage.set_trial_user_attr(trial._trial_id, "reason", INTERRUPTED)
         study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
-        numbers.append(trial.number)
+        if trial.params:  # killed between ask and sampling: nothing to re-run
+            study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+            numbers.append(trial.number)
     return numbers
 
 

@@ -70,7 +70,7 @@ def _measure(
                 compile=t.compile,
                 channels_last=t.channels_last,
                 mode=t.mode,
-                num_threads=t.threads,
+                threads=t.threads,
                 repeats=t.repeats,
             )
         out.update(
@@ -79,9 +79,10 @@ def _measure(
                 "min": result.min_images_per_s,
                 "max": result.max_images_per_s,
                 "iqr": result.iqr_images_per_s,
+                "relative": result.spread,
             },
-            peak_memory_mb=result.peak_memory_bytes / 2**20,
-            device_name=result.device,
+            peak_memory_mb=result.peak_memory_mb,
+            device_name=result.device_name,
             newly_measured=True,
         )
     return out
@@ -91,18 +92,23 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Ray Tune function trainable for one sampled architecture."""
     lease = DeviceLease(tune.get_context().get_trial_id())
     try:
-        spec = ArchSpec.from_dict(config["spec"])
-        measured = _measure(spec, config.get("cached") or {}, settings, lease)
+        final = _measure_and_train(config, settings, lease)
     except Exception as err:  # a trial's failure must never stop the search
-        tune.report({"phase": "final", "status": "failed", "reason": _reason(err)})
-        return
+        final = {"status": "failed", "reason": _reason(err)}
+    tune.report({"phase": "final", **final})
+
+
+def _measure_and_train(
+    config: dict[str, Any], settings: TrialSettings, lease: DeviceLease
+) -> dict[str, Any]:
+    spec = ArchSpec.from_dict(config["spec"])
+    measured = _measure(spec, config.get("cached") or {}, settings, lease)
     tune.report({"phase": "measured", **measured})
     violation = constraint_violation(
         settings.constraints, measured["params"], measured["macs"], measured.get("images_per_s")
     )
     if violation:
-        tune.report({"phase": "final", "status": "failed", "reason": violation})
-        return
+        return {"status": "failed", "reason": violation}
 
     def report(metrics) -> bool:
         lease.release()
@@ -112,14 +118,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
 
     with lease.shared():
         result = train_proxy(spec, settings.proxy, report=report)
-    tune.report(
-        {
-            "phase": "final",
-            "status": result.status,
-            "reason": result.reason,
-            "accuracy": result.val_top1,
-        }
-    )
+    return {"status": result.status, "reason": result.reason, "accuracy": result.final_top1}
 
 
 def _reason(err: BaseException) -> str:

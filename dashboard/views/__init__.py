@@ -1,0 +1,1 @@
+"""The dashboard's pages: Pareto front, progress, one trial, export."""

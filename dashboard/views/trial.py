@@ -1,0 +1,227 @@
+"""One trial: its architecture drawn per stage, learning curve, profile and failure reason."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import yaml
+
+from dashboard import data
+from dashboard.views.common import (
+    FRONT_COLOR,
+    MIXER_SHORT,
+    Context,
+    is_fraction,
+    mixer_color,
+    num,
+    objective_text,
+)
+
+ARCH_CSS = """
+<style>
+.nas-arch {font-family: ui-sans-serif, system-ui, sans-serif; font-size: 0.85rem;}
+.nas-arch .row {display: flex; align-items: flex-start; gap: 0.8rem; padding: 0.4rem 0;
+  border-bottom: 1px solid #EEE;}
+.nas-arch .label {width: 5.5rem; flex: none; line-height: 1.2;}
+.nas-arch .label b {font-size: 1rem;}
+.nas-arch .body {flex: 1; min-width: 0;}
+.nas-arch .blocks {display: flex; flex-wrap: wrap; gap: 3px;}
+.nas-arch .block {width: 2.3rem; height: 1.8rem; border-radius: 4px; color: white;
+  display: flex; align-items: center; justify-content: center; font-size: 0.7rem;
+  font-weight: 600;}
+.nas-arch .knobs {color: #444; line-height: 1.35; margin-top: 0.25rem; overflow-wrap: anywhere;}
+.nas-arch .knobs code {font-size: 0.75rem;}
+.nas-arch .legend {display: flex; gap: 0.8rem; padding-top: 0.5rem; flex-wrap: wrap;}
+.nas-arch .legend span {display: inline-flex; align-items: center; gap: 0.3rem;}
+.nas-arch .swatch {width: 0.9rem; height: 0.9rem; border-radius: 3px; display: inline-block;}
+</style>
+"""
+
+
+def _knobs_text(mixer: dict[str, Any]) -> str:
+    knobs = {k: v for k, v in mixer.items() if k != "name"}
+    inner = ", ".join(f"{k}={v}" for k, v in knobs.items())
+    return f"<b>{html.escape(mixer['name'])}</b>" + (
+        f" <code>{html.escape(inner)}</code>" if inner else ""
+    )
+
+
+def architecture_html(spec: dict[str, Any]) -> str:
+    """One row per stage: a coloured box per block (by mixer), depth × dim and the knobs."""
+    rows, used = [], []
+    for i, stage in enumerate(spec.get("stages", [])):
+        blocks = data.stage_block_mixers(stage)
+        used.extend(b for b in dict.fromkeys(blocks) if b not in used)
+        boxes = "".join(
+            f'<div class="block" title="block {j}: {html.escape(b)}" '
+            f'style="background:{mixer_color(b)}">{html.escape(MIXER_SHORT.get(b, b[:4]))}</div>'
+            for j, b in enumerate(blocks)
+        )
+        extras = [f"mlp ×{stage.get('mlp_ratio', 4.0):g}"]
+        if stage.get("res_scale"):
+            extras.append("res-scale")
+        if stage.get("layer_scale") is not None:
+            extras.append(f"layer-scale {stage['layer_scale']:g}")
+        details = [" · ".join([_knobs_text(stage["mixer"]), *extras])]
+        for o in stage.get("overrides") or []:
+            where = f"last {o['last']}" if "last" in o else f"blocks {o['blocks']}"
+            details.append(f"{where}: {_knobs_text(o['mixer'])}")
+        rows.append(
+            f'<div class="row"><div class="label">stage {i + 1}<br>'
+            f"<b>{stage['depth']} × {stage['dim']}</b></div>"
+            f'<div class="body"><div class="blocks">{boxes}</div>'
+            f'<div class="knobs">{"<br>".join(details)}</div></div></div>'
+        )
+    legend = "".join(
+        f'<span><i class="swatch" style="background:{mixer_color(m)}"></i>{html.escape(m)}</span>'
+        for m in used
+    )
+    head = (
+        f"image size {spec.get('image_size')} · drop path {spec.get('drop_path_rate', 0):g} · "
+        f"head {spec.get('head', {}).get('kind', 'mlp')}"
+    )
+    return (
+        f'{ARCH_CSS}<div class="nas-arch"><div class="knobs">{html.escape(head)}</div>'
+        f'{"".join(rows)}<div class="legend">{legend}</div></div>'
+    )
+
+
+def learning_curve(epochs: pd.DataFrame, fraction: bool, final: float | None) -> go.Figure:
+    scale = 100.0 if fraction else 1.0
+    fig = go.Figure(
+        go.Scatter(
+            x=epochs["epoch"],
+            y=epochs["val_top1"] * scale,
+            mode="lines+markers",
+            name="val top-1",
+            line={"color": FRONT_COLOR, "width": 2},
+            hovertemplate="epoch %{x}: %{y:.2f} %<extra></extra>",
+        )
+    )
+    if final is not None and pd.notna(final):
+        fig.add_hline(
+            y=final * scale,
+            line={"dash": "dot", "color": "#888"},
+            annotation_text="reported accuracy",
+            annotation_position="bottom right",
+        )
+    fig.update_layout(
+        height=300,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis_title="epoch",
+        yaxis_title="validation top-1 %",
+        plot_bgcolor="white",
+        showlegend=False,
+    )
+    fig.update_xaxes(showgrid=True, gridcolor="#EEE", dtick=1)
+    fig.update_yaxes(showgrid=True, gridcolor="#EEE")
+    return fig
+
+
+def default_trial(frame: pd.DataFrame) -> int:
+    """The knee if there is one, else the newest trial."""
+    knee = frame.loc[frame["knee"], "number"]
+    return int(knee.iloc[0]) if len(knee) else int(frame["number"].max())
+
+
+def render(ctx: Context) -> None:
+    frame = ctx.trials
+    if frame.empty:
+        st.info("This search has no trial yet.")
+        return
+    numbers = frame["number"]
+    if st.session_state.get("trial_number") not in set(numbers):
+        st.session_state["trial_number"] = default_trial(frame)
+    pick, jump = st.columns([1, 3])
+    number = pick.number_input(
+        "trial number",
+        min_value=int(numbers.min()),
+        max_value=int(numbers.max()),
+        step=1,
+        key="trial_number",
+    )
+    front = frame[frame["on_front"]].sort_values("top1", ascending=False)
+    jump.pills(
+        "front trials",
+        front["number"].tolist(),
+        format_func=lambda n: f"#{n}" + (" ★" if front.set_index("number").at[n, "knee"] else ""),
+        key="front_pills",
+        on_change=_jump,
+    )
+    row = frame[frame["number"] == number]
+    if row.empty:
+        st.warning(f"No trial {number} in this search.")
+        return
+    trial = row.iloc[0]
+    fraction = is_fraction(frame["top1"])
+    _header(ctx, trial, fraction)
+
+    arch_hash = trial["arch_hash"] if isinstance(trial["arch_hash"], str) else None
+    spec = data.architecture_spec(ctx.url, arch_hash) if arch_hash else None
+    left, right = st.columns([3, 2])
+    with left:
+        st.markdown("**Architecture**")
+        if spec:
+            st.markdown(architecture_html(spec), unsafe_allow_html=True)
+            with st.expander("spec (arch.yaml)"):
+                st.code(yaml.safe_dump(spec, sort_keys=False), language="yaml")
+        else:
+            st.info("No architecture was built for this trial (it failed while sampling).")
+        with st.expander("sampled Optuna parameters"):
+            st.json(data.sampled_params(ctx.url, ctx.search_id, int(number)))
+    with right:
+        st.markdown("**Learning curve** (proxy training)")
+        epochs = data.trial_epochs(ctx.url, ctx.search_id, int(number), ctx.version)
+        if epochs.empty:
+            st.info("No epoch recorded.")
+        else:
+            st.plotly_chart(learning_curve(epochs, fraction, trial["accuracy"]), key="curve_chart")
+        st.markdown("**Profile**")
+        a, b, c, d = st.columns(4)
+        a.metric("params (M)", num(trial["params_m"]))
+        b.metric("MACs (G)", num(trial["gmacs"]))
+        c.metric("img/s", num(trial["throughput"]))
+        d.metric("ms / image", num(trial["latency_ms"], 2))
+        if arch_hash:
+            measured = data.throughputs(ctx.url, arch_hash, ctx.version)
+            if measured.empty:
+                st.caption("Throughput not measured (yet) for this architecture.")
+            else:
+                st.caption("Throughput measurements of this architecture (one column per setting)")
+                settings = measured.T.astype(str)
+                settings.columns = [f"setting {i + 1}" for i in range(len(measured))]
+                st.dataframe(settings, key="throughput_table")
+            st.caption(f"architecture hash `{arch_hash}`")
+
+
+def _jump() -> None:
+    chosen = st.session_state.get("front_pills")
+    if chosen is not None:
+        st.session_state["trial_number"] = int(chosen)
+
+
+def _header(ctx: Context, trial: pd.Series, fraction: bool) -> None:
+    tags = [trial["state"]]
+    if trial["on_front"]:
+        tags.append("on the Pareto front")
+    if trial["knee"]:
+        tags.append("knee")
+    if isinstance(trial["seed"], str):
+        tags.append(f"seed design {trial['seed']}")
+    st.subheader(f"Trial {trial['number']} · " + " · ".join(tags))
+    reason = trial["reason"] if isinstance(trial["reason"], str) else None
+    if trial["state"] == "FAIL":
+        st.error(f"Failure reason: {reason or 'not recorded'}")
+    elif trial["state"] == "PRUNED":
+        st.warning(f"Stopped early: {reason or 'pruned'}")
+    elif trial["state"] == "RUNNING":
+        st.info(f"Running: {trial['epochs_done']} epochs done.")
+    if trial["state"] == "COMPLETE":
+        cols = st.columns(len(ctx.objectives))
+        for col, name in zip(cols, ctx.objectives, strict=True):
+            col.metric(name, objective_text(name, trial[f"obj_{name}"], fraction))
+    st.markdown(f"`{trial['arch']}`" if trial["arch"] else "")

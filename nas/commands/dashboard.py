@@ -1,0 +1,79 @@
+"""``nas dashboard``: browse a search store in the browser, read-only, beside a running search."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import dashboard
+from nas.store import resolve_storage
+
+APP = Path(dashboard.__file__).resolve().parent / "app.py"
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "dashboard",
+        help="open the search dashboard (Pareto front, trials, export) in the browser",
+        description="Serve the Streamlit dashboard of a search store. The store is opened "
+        "read-only, so it is safe to keep open while the search runs.",
+    )
+    p.add_argument(
+        "target",
+        nargs="?",
+        default="runs",
+        help="run folder (runs/NAME), search.db file or storage URL (default: runs)",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 shares it)",
+    )
+    p.add_argument("--port", type=int, default=8501, help="port to listen on (default 8501)")
+    p.set_defaults(func=_dashboard)
+
+
+def streamlit_command(url: str, host: str, port: int) -> list[str]:
+    """The ``streamlit run`` line: headless, no file watcher, no usage statistics."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+        "--theme.base",
+        "light",
+        "--theme.primaryColor",
+        "#1F3B73",
+        "--",
+        url,
+    ]
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    url = resolve_storage(args.target)
+    shown = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
+    print(f"dashboard of {url} (read-only) at http://{shown}:{args.port}  (Ctrl-C stops it)")
+    process = subprocess.Popen(streamlit_command(url, args.host, args.port))
+    # A stop request for this command must stop the server too, or it outlives us.
+    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    try:
+        return process.wait()
+    except KeyboardInterrupt:  # the terminal sent SIGINT to the server as well
+        process.wait()
+        return 0

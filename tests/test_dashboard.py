@@ -1,0 +1,470 @@
+"""The dashboard on a store written by the real search code (driver, store, Optuna study).
+
+Trials go through ``SearchDriver`` exactly as Ray Tune drives it (suggest, measured result,
+epoch results judged by the real Pareto successive-halving pruner, completion), without training:
+the trainable's reports are scripted. Checks use independent oracles: the Optuna study's own
+trials for a brute-force front, the stored spec for the export.
+"""
+
+import argparse
+import dataclasses
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from streamlit.testing.v1 import AppTest
+
+from dashboard import data
+from nas.commands.dashboard import APP as CLI_APP
+from nas.commands.dashboard import add_commands, streamlit_command
+from nas.models.presets import PRESETS
+from nas.models.spec import ArchSpec
+from nas.search.config import parse_config
+from nas.search.driver import FINISHED, Progress, SearchDriver
+from nas.search.pareto import default_reference, hypervolume
+from nas.search.pruners import create_pruner
+from nas.search.runner import _engine_kwargs, open_study
+from nas.store import SearchStore
+
+try:  # optional: only the browser test needs it (CI installs it with chromium)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+except ModuleNotFoundError:
+    webdriver = None
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "dashboard" / "app.py"
+EPOCHS = 4
+S18 = [(3, 64), (3, 128), (9, 320), (3, 512)]
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1600,1300",
+]
+
+
+def _config(name: str, trials: int, url: str):
+    """An S18-shaped space small enough to script, able to produce the poolformer seed."""
+    stages = [
+        {
+            "depth": {"choices": [1, depth]},
+            "dim": dim,
+            "mixer": {"choices": ["pooling", "sepconv", "identity"]},
+            "res_scale": i >= 2,
+        }
+        for i, (depth, dim) in enumerate(S18)
+    ]
+    stages[3]["attention_last"] = {"choices": [0, 1]}
+    return parse_config(
+        {
+            "name": name,
+            "storage": url,
+            "space": {
+                "image_size": 32,
+                "stages": stages,
+                "mixers": {"sepconv": {"kernel_size": {"choices": [3, 7]}}},
+            },
+            "search": {"trials": trials, "seed": 3, "sampler": {"kind": "random"}},
+            "proxy": {"epochs": EPOCHS},
+        }
+    )
+
+
+def _final_accuracy(spec: dict, rng: np.random.Generator) -> tuple[float, float]:
+    """Scripted (top-1, img/s): bigger and attention-using is more accurate and slower."""
+    blocks = sum(s["depth"] for s in spec["stages"])
+    mixers = [s["mixer"]["name"] for s in spec["stages"]]
+    quality = 0.03 * mixers.count("sepconv") - 0.04 * mixers.count("identity")
+    quality += 0.05 * bool(spec["stages"][3].get("overrides"))
+    top1 = float(np.clip(0.3 + 0.012 * blocks + quality + rng.normal(0, 0.03), 0.05, 0.95))
+    return top1, float(9000 / (blocks + 2) * rng.lognormal(0, 0.15))
+
+
+def write_search(url: str, name: str, trials: int, seed: int, enqueue_seed: bool = False) -> str:
+    """Run ``trials`` trials through the real driver into ``url``; returns the study name."""
+    cfg = _config(name, trials, url)
+    store = SearchStore(url)
+    study_name = f"{name}-test-{seed:04x}"
+    optuna.create_study(
+        study_name=study_name,
+        storage=optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url)),
+        directions=cfg.directions,
+    )
+    study = open_study(url, study_name, cfg)
+    if enqueue_seed:
+        params = {}
+        for i, (depth, _) in enumerate(S18):
+            params |= {f"s{i}.depth": depth, f"s{i}.mixer": "pooling"}
+        study.enqueue_trial(params | {"s3.attention_last": 0})
+    search_id = store.create_search(
+        study_name=study_name,
+        name=cfg.name,
+        fingerprint=cfg.fingerprint(),
+        config=cfg.raw,
+        objectives=cfg.objective_names,
+        directions=cfg.directions,
+        trials_requested=trials,
+    ).id
+    pruner = create_pruner(
+        "pareto_sh", n_objectives=2, min_resource=1, reduction_factor=2, accuracy_objective=0
+    )
+    driver = SearchDriver(cfg, study, store, search_id, pruner, trials, Progress(trials))
+    rng = np.random.default_rng(seed)
+    for i in range(trials):
+        ray_id = f"{name}-{i}"
+        assigned = driver.suggest(ray_id)
+        assert assigned != FINISHED
+        spec = assigned["spec"]
+        top1, images_per_s = _final_accuracy(spec, rng)
+        driver.on_result(
+            ray_id,
+            {
+                "phase": "measured",
+                "params": 1_000_000 * sum(s["depth"] * s["dim"] for s in spec["stages"]) // 100,
+                "macs": 50_000_000 * sum(s["depth"] for s in spec["stages"]),
+                "images_per_s": images_per_s,
+                "spread": {"std": 0.02 * images_per_s},
+                "peak_memory_mb": 120.0,
+                "newly_measured": True,
+                "device_name": "cpu (scripted)",
+            },
+        )
+        if i % 7 == 5:
+            final = {"phase": "final", "status": "failed", "reason": f"NonFiniteLossError {i}"}
+            driver.on_complete(ray_id, final, error=False)
+            continue
+        stopped = False
+        for epoch in range(1, EPOCHS + 1):
+            curve = top1 * (1 - 0.5 ** (epoch + 1)) + rng.normal(0, 0.01)
+            result = {"phase": "epoch", "epoch": epoch, "val_top1": curve, "val_loss": 2 - curve}
+            if driver.on_result(ray_id, result):
+                stopped = True
+                break
+        # what the trainable reports from ProxyResult.status
+        final = {"phase": "final", "status": "pruned" if stopped else "completed"}
+        driver.on_complete(ray_id, final | {"accuracy": top1}, error=False)
+    store.update_search(search_id, status="finished", add_wall_seconds=321.0)
+    store.dispose()
+    return study_name
+
+
+@pytest.fixture(scope="session")
+def store_url(tmp_path_factory) -> str:
+    """Two searches in one SQLite store, written by the search driver."""
+    path = tmp_path_factory.mktemp("dashboard") / "search.db"
+    url = f"sqlite:///{path}"
+    write_search(url, "baseline", 8, seed=1)
+    write_search(url, "main", 26, seed=2, enqueue_seed=True)
+    return url
+
+
+@pytest.fixture
+def app(store_url, monkeypatch) -> AppTest:
+    monkeypatch.setenv("NAS_DASHBOARD_STORAGE", store_url)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _study_trials(url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=study_name, storage=url).get_trials(deepcopy=False)
+
+
+def _brute_force_front(trials) -> set[int]:
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    return {
+        t.number
+        for t in done
+        if not any(
+            all(o >= v for o, v in zip(u.values, t.values, strict=True))
+            and any(o > v for o, v in zip(u.values, t.values, strict=True))
+            for u in done
+        )
+    }
+
+
+def _main_study(url: str) -> str:
+    return next(
+        s.study_name for s in SearchStore(url, read_only=True).searches() if "main" in s.name
+    )
+
+
+def _table(app: AppTest, column: str):
+    """The dataframe shown with ``column`` (AppTest does not expose dataframe keys)."""
+    return next(d.value for d in app.dataframe if column in d.value.columns)
+
+
+def test_the_store_has_every_trial_state(store_url) -> None:
+    states = {t.state for t in _study_trials(store_url, _main_study(store_url))}
+    assert {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL} <= states
+
+
+def test_search_picker_lists_every_search_and_switches(app, store_url) -> None:
+    picker = app.sidebar.selectbox(key="search")
+    studies = [s.study_name for s in SearchStore(store_url, read_only=True).searches()]
+    assert len(picker.options) == len(studies) == 2
+    assert all(study in label for study, label in zip(studies, picker.options, strict=True))
+    assert picker.value == studies[-1]  # the newest by default
+    picker.set_value(studies[0]).run()
+    assert not app.exception
+    assert app.header[0].value == "baseline"
+    done = [t for t in _study_trials(store_url, studies[0]) if t.state == TrialState.COMPLETE]
+    assert (app.metric[0].label, app.metric[0].value) == ("completed / 8", str(len(done)))
+
+
+def test_front_table_is_exactly_the_brute_force_front(app, store_url) -> None:
+    trials = _study_trials(store_url, _main_study(store_url))
+    table = _table(app, "knee")
+    assert set(table["trial"]) == _brute_force_front(trials)
+    assert len(table) == len(set(table["trial"]))
+    pruned = {t.number for t in trials if t.state == TrialState.PRUNED}
+    assert pruned and not pruned & set(table["trial"])
+    assert (table["knee"] == "★ knee").sum() == 1
+    assert table["HV contribution %"].sum() == pytest.approx(100.0)
+
+
+def test_evaluated_seed_design_is_marked(app, store_url) -> None:
+    seeds = _table(app, "on front")
+    assert list(seeds["seed"]) == ["poolformer_s18"]
+    trial = SearchStore(store_url, read_only=True)
+    main = trial.get_search(_main_study(store_url))
+    row = next(t for t in trial.trials(main.id) if t.number == int(seeds["trial"].iloc[0]))
+    assert row.arch_hash == PRESETS["poolformer_s18"](image_size=32).content_hash()
+
+
+def test_hypervolume_history_matches_recomputing_every_prefix(store_url) -> None:
+    study = optuna.load_study(study_name=_main_study(store_url), storage=store_url)
+    search = SearchStore(store_url, read_only=True).get_search(study.study_name)
+    version = data.store_version(store_url)
+    objectives, directions = tuple(search.objectives), tuple(search.directions)
+    history = data.hypervolume_history(store_url, search.id, version, objectives, directions)
+    done = sorted(
+        (t for t in study.get_trials() if t.state == TrialState.COMPLETE),
+        key=lambda t: (t.datetime_complete, t.number),
+    )
+    assert list(history["number"]) == [t.number for t in done]
+    points = np.array([t.values for t in done])
+    reference = default_reference(points, directions)
+    expected = [hypervolume(points[: k + 1], directions, reference) for k in range(len(points))]
+    assert history["hypervolume"].to_numpy() == pytest.approx(expected)
+
+
+def test_filters_and_axes_rerun_cleanly(app) -> None:
+    app.selectbox(key="front_x").set_value("params_m").run()
+    app.selectbox(key="front_color").set_value("stage 4 mixer").run()
+    app.multiselect(key="front_mixers").set_value(["sepconv"]).run()
+    app.selectbox(key="front_stage").set_value("stage 1").run()
+    app.multiselect(key="compare").set_value([app.multiselect(key="compare").options[0]]).run()
+    assert not app.exception
+    for view in ("Progress", "Trial"):
+        app.sidebar.radio(key="view").set_value(view).run()
+        assert not app.exception, view
+    app.sidebar.toggle(key="live").set_value(True).run()
+    assert not app.exception
+    assert app.header[0].value == "main"
+
+
+def test_trial_page_shows_the_failure_reason(app, store_url) -> None:
+    trials = _study_trials(store_url, _main_study(store_url))
+    failed = next(t for t in trials if t.state == TrialState.FAIL)
+    app.sidebar.radio(key="view").set_value("Trial").run()
+    app.number_input(key="trial_number").set_value(failed.number).run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [f"Failure reason: NonFiniteLossError {failed.number}"]
+    assert any(f"Trial {failed.number} · FAIL" in h.value for h in app.subheader)
+
+
+def test_trial_page_draws_the_architecture_and_learning_curve(app, store_url) -> None:
+    trials = _study_trials(store_url, _main_study(store_url))
+    done = next(t for t in trials if t.state == TrialState.COMPLETE)
+    app.sidebar.radio(key="view").set_value("Trial").run()
+    app.number_input(key="trial_number").set_value(done.number).run()
+    assert not app.exception
+    store = SearchStore(store_url, read_only=True)
+    spec = store.architecture(done.user_attrs["arch_hash"]).spec
+    drawing = next(m.value for m in app.markdown if 'class="nas-arch"' in m.value)
+    assert drawing.count('class="row"') == len(spec["stages"])
+    assert drawing.count('class="block"') == sum(s["depth"] for s in spec["stages"])
+    assert app.get("plotly_chart"), "the learning curve is missing"
+
+
+def test_export_view_writes_the_trials_spec(app, store_url) -> None:
+    trials = _study_trials(store_url, _main_study(store_url))
+    done = [t for t in trials if t.state == TrialState.COMPLETE][-1]
+    app.sidebar.radio(key="view").set_value("Export").run()
+    app.radio(key="export_pick").set_value("trial").run()
+    app.selectbox(key="export_trial").set_value(done.number).run()
+    assert not app.exception, app.exception
+    arch_yaml = next(c.value for c in app.code if c.language == "yaml" and "stages:" in c.value)
+    spec = ArchSpec.from_dict(yaml.safe_load(arch_yaml))
+    assert spec.content_hash() == done.user_attrs["arch_hash"]
+    stored = SearchStore(store_url, read_only=True).architecture(done.user_attrs["arch_hash"])
+    assert spec == dataclasses.replace(ArchSpec.from_dict(stored.spec), name=spec.name)
+    labels = [b.proto.label for b in app.download_button]
+    assert labels == ["Download arch.yaml", "Download train.yaml"]
+    train_command = next(c.value for c in app.code if c.language == "bash")
+    assert "train.yaml" in train_command and "nas-dashboard-export" not in train_command
+
+
+def test_search_writes_succeed_while_the_dashboard_reads(tmp_path) -> None:
+    """An open dashboard (read-only engine mid-read) must never make a search write fail."""
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    study_name = write_search(url, "live", 4, seed=5)
+    reader = data.open_store(url)
+    before = data.store_version(url)
+    frame = data.trials(url, 1, before)
+    with reader.engine.connect() as conn:
+        rows = conn.execute(text("SELECT number FROM nas_trials"))
+        rows.fetchone()  # a read transaction stays open across the writes below
+        with pytest.raises(OperationalError, match="readonly"):
+            conn.execute(text("UPDATE nas_trials SET state = 'x'"))
+        writer = SearchStore(url)
+        with writer.engine.connect() as wconn:
+            assert wconn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        study = optuna.load_study(study_name=study_name, storage=url)
+        for number in range(4, 24):
+            trial = study.ask()
+            writer.add_trial(1, number, optuna_trial_id=trial._trial_id, params={})
+            writer.add_epoch(1, number, 1, val_top1=0.5)
+            study.tell(trial, [0.5, 100.0 + number])
+            writer.update_trial(1, number, state="COMPLETE", accuracy=0.5, values=[0.5, 100.0])
+        writer.dispose()
+        rows.close()  # the reader's snapshot ends here; the next read sees the writes
+    after = data.store_version(url)
+    assert after != before
+    assert len(data.trials(url, 1, after)) == len(frame) + 20
+
+
+def _skip_unless_ci(message: str) -> None:
+    """Missing system services skip locally; CI installs them, so there they fail."""
+    (pytest.fail if os.environ.get("CI") else pytest.skip)(message)
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database on the local server, dropped afterwards."""
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    name = f"nas_dashboard_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    except (OperationalError, ModuleNotFoundError) as err:
+        _skip_unless_ci(f"needs the local PostgreSQL server: {err}")
+    yield f"{PG_SERVER}/{name}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.dispose()
+
+
+def test_postgres_store_is_read_only_and_never_blocks_the_search(pg_url, monkeypatch) -> None:
+    study_name = write_search(pg_url, "pg", 10, seed=4)
+    reader = data.open_store(pg_url)
+    with reader.engine.connect() as conn:
+        conn.execute(text("SELECT count(*) FROM nas_trials")).scalar()  # transaction stays open
+        writer = SearchStore(pg_url)
+        writer.add_trial(1, 10, optuna_trial_id=0, params={})
+        writer.update_trial(1, 10, state="FAIL", reason="written while the dashboard reads")
+        writer.dispose()
+        with pytest.raises(DBAPIError, match="read-only transaction"):
+            conn.execute(text("UPDATE nas_trials SET state = 'x'"))
+    monkeypatch.setenv("NAS_DASHBOARD_STORAGE", pg_url)
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception, at.exception
+    front = _table(at, "knee")
+    assert set(front["trial"]) == _brute_force_front(_study_trials(pg_url, study_name))
+    data.open_store.clear()
+    reader.dispose()
+
+
+def test_cli_serves_the_app_on_localhost_read_only_by_default(store_url, tmp_path) -> None:
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(["dashboard", str(tmp_path)])
+    assert (args.host, args.port) == ("127.0.0.1", 8501)
+    command = streamlit_command(store_url, args.host, args.port)
+    assert command[command.index("--server.address") + 1] == "127.0.0.1"
+    assert command[-2:] == ["--", store_url] and CLI_APP == APP
+    with pytest.raises(FileNotFoundError, match="no search.db"):
+        args.func(args)  # an empty folder is refused before any server starts
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _chromium(profile: Path):
+    """Headless Debian chromium through selenium, with a fresh profile."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    if webdriver is None or not (chromium and chromedriver):
+        _skip_unless_ci("needs selenium and Debian's chromium + chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in [*BROWSER_FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(chromedriver), options=options)
+
+
+def test_browser_renders_the_front_chart_and_table(store_url, tmp_path) -> None:
+    browser = _chromium(tmp_path / "profile")
+    port = _free_port()
+    log_path = tmp_path / "server.log"
+    log = log_path.open("w")  # a file, not a pipe: a full or closed pipe would stall the server
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nas.cli", "dashboard", store_url, "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # the CLI imports torch before streamlit starts listening
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "the dashboard never started listening"
+                time.sleep(0.5)
+        browser.get(f"http://127.0.0.1:{port}")
+        WebDriverWait(browser, 90).until(
+            lambda b: (
+                b.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .scatterlayer .trace")
+                and b.find_elements(By.CSS_SELECTOR, '[data-testid="stDataFrame"] canvas')
+            )
+        )
+        time.sleep(1.0)  # let the plot finish its transition before the screenshot
+        assert "Pareto front of the search" in browser.find_element(By.TAG_NAME, "body").text
+        assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        shot = tmp_path / "dashboard.png"
+        assert browser.save_screenshot(str(shot))
+        assert shot.stat().st_size > 50_000
+    finally:
+        browser.quit()
+        server.terminate()  # the command stops its streamlit server with it
+        server.wait(timeout=20)
+        log.close()

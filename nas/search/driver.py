@@ -209,9 +209,12 @@ class SearchDriver:
             return False
 
     def _record_measurement(self, ray_trial_id: str, trial: optuna.Trial, result: dict) -> None:
-        measured = {
-            k: result.get(k) for k in ("params", "macs", "images_per_s", "spread", "peak_memory_mb")
-        }
+        measured = {k: result.get(k) for k in ("params", "macs", "images_per_s", "peak_memory_mb")}
+        # Ray flattens nested results before schedulers see them: {"spread": {"min": x}} arrives
+        # as {"spread/min": x}.
+        measured["spread"] = {
+            k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("spread/")
+        } or result.get("spread")
         self._measured[ray_trial_id] = measured
         arch_hash = trial.user_attrs["arch_hash"]
         self.store.save_architecture(arch_hash, {}, measured["params"], measured["macs"])

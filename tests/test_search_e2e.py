@@ -69,7 +69,8 @@ def _check_search(outcome, cfg) -> None:
         if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs:
             (thr,) = store.throughputs(t.user_attrs["arch_hash"])
             assert thr.images_per_s == pytest.approx(rows[t.number].throughput)
-            assert thr.spread["min"] <= thr.images_per_s <= thr.spread["max"]
+            if thr.measured_at >= search.created_at:  # not served from an older search's cache
+                assert thr.spread["min"] <= thr.images_per_s <= thr.spread["max"]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert pruned, "the Pareto successive-halving pruner stopped no trial"
     assert not {t.number for t in pruned} & {t.number for t in outcome.front}

@@ -120,3 +120,40 @@ class BatchTransform:
             window = slice(start, start + len(images))
             images = crop_flip(images, self.offsets[window], self.flips[window], self.padding)
         return normalize(images, self.mean, self.std)
+
+
+class EpochPlanner:
+    """Draws a loader's epoch plans from its settings, so every loader plans alike.
+
+    Users set ``num_samples``, ``batch_size``, ``seed``, ``train`` (shuffle), ``augment``,
+    ``drop_last`` and ``epoch``; the plan of an epoch depends on those alone.
+    """
+
+    num_samples: int
+    batch_size: int
+    seed: int
+    train: bool
+    augment: Augment | None
+    drop_last: bool
+    epoch: int
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration read epoch ``epoch`` (e.g. when resuming)."""
+        self.epoch = epoch
+
+    def plan(self, epoch: int) -> EpochPlan:
+        return plan_epoch(
+            self.num_samples,
+            self.batch_size,
+            epoch=epoch,
+            seed=self.seed,
+            shuffle=self.train,
+            augment=self.augment,
+            drop_last=self.drop_last,
+        )
+
+    def next_plan(self) -> EpochPlan:
+        """The plan of the current epoch; the epoch counter moves on."""
+        plan = self.plan(self.epoch)
+        self.epoch += 1
+        return plan

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from nas.data.arrays import ArrayDataset
-from nas.data.augment import Augment, BatchTransform, num_batches, plan_epoch
+from nas.data.augment import Augment, BatchTransform, EpochPlanner, num_batches
 
 IMAGE_FIELD, LABEL_FIELD = "image", "label"
 
@@ -187,7 +187,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-class FFCVLoader:
+class FFCVLoader(EpochPlanner):
     """Batches ``(x, y)`` from a ``.beton`` in the tensor loader's format and order.
 
     ``x`` is float ``(B, 3, H, W)`` channels_last and normalised on ``device``, ``y`` int64.
@@ -253,15 +253,7 @@ class FFCVLoader:
         self.loader.next_epoch = epoch
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        plan = plan_epoch(
-            self.num_samples,
-            self.batch_size,
-            epoch=self.epoch,
-            seed=self.seed,
-            shuffle=self.train,
-            augment=self.augment,
-            drop_last=self.drop_last,
-        )
+        plan = self.plan(self.epoch)
         self.transform.start_epoch(plan)
         threads = torch.get_num_threads()
         start = 0

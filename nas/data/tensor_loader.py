@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from nas.data.augment import Augment, BatchTransform, num_batches, plan_epoch
+from nas.data.augment import Augment, BatchTransform, EpochPlanner, num_batches
 
 
-class TensorLoader:
+class TensorLoader(EpochPlanner):
     """Batches ``(x, y)`` of device-resident uint8 images: ``x`` float ``(B, 3, H, W)``
     channels_last and normalised, ``y`` int64.
 
@@ -67,21 +67,8 @@ class TensorLoader:
     def __len__(self) -> int:
         return num_batches(self.num_samples, self.batch_size, self.drop_last)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next iteration read epoch ``epoch`` (e.g. when resuming)."""
-        self.epoch = epoch
-
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        plan = plan_epoch(
-            self.num_samples,
-            self.batch_size,
-            epoch=self.epoch,
-            seed=self.seed,
-            shuffle=self.train,
-            augment=self.augment,
-            drop_last=self.drop_last,
-        )
-        self.epoch += 1
+        plan = self.next_plan()
         self.transform.start_epoch(plan)
         order = torch.from_numpy(plan.order).to(self.device)
         for start in range(0, len(order), self.batch_size):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from nas.data.augment import Augment, BatchTransform, EpochPlan, num_batches, plan_epoch
+from nas.data.augment import Augment, BatchTransform, EpochPlan, EpochPlanner, num_batches
 
 Item = tuple[int, int, int, bool]  # sample index, crop dy, crop dx, flip
 
@@ -62,7 +62,7 @@ class _PlanBatches(Sampler[list[Item]]):
             yield items[start : start + self.loader.batch_size]
 
 
-class TorchLoader:
+class TorchLoader(EpochPlanner):
     """Same batches and interface as :class:`~nas.data.tensor_loader.TensorLoader`, produced by
     a ``DataLoader`` with ``num_workers`` CPU workers; normalisation runs on the device."""
 
@@ -106,23 +106,6 @@ class TorchLoader:
 
     def __len__(self) -> int:
         return num_batches(self.num_samples, self.batch_size, self.drop_last)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next iteration read epoch ``epoch`` (e.g. when resuming)."""
-        self.epoch = epoch
-
-    def next_plan(self) -> EpochPlan:
-        plan = plan_epoch(
-            self.num_samples,
-            self.batch_size,
-            epoch=self.epoch,
-            seed=self.seed,
-            shuffle=self.train,
-            augment=self.augment,
-            drop_last=self.drop_last,
-        )
-        self.epoch += 1
-        return plan
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         non_blocking = self.device.type == "cuda"

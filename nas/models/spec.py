@@ -184,12 +184,16 @@ class ArchSpec:
             raise SpecError(f"{path}: {err}") from None
 
 
-def _expect_mapping(data: Any, where: str, allowed: set[str]) -> dict[str, Any]:
+def expect_mapping(
+    data: Any, where: str, allowed: set[str], error: type[ValueError] = SpecError
+) -> dict[str, Any]:
+    """``data`` as a dict, raising ``error`` at ``where`` if it is not a mapping or has a key
+    outside ``allowed`` (with a suggestion for a misspelt one)."""
     if not isinstance(data, Mapping):
-        raise SpecError(f"{where}: expected a mapping, found {type(data).__name__} {data!r}")
+        raise error(f"{where}: expected a mapping, found {type(data).__name__} {data!r}")
     for key in data:
         if key not in allowed:
-            raise SpecError(
+            raise error(
                 f"{where}.{key}: unknown key{suggest(str(key), allowed)}; "
                 f"allowed: {sorted(allowed)}"
             )
@@ -251,7 +255,7 @@ def _parse_mixer(data: Any, where: str) -> MixerSpec:
 
 
 def _parse_override(data: Any, where: str, depth: int) -> BlockOverride:
-    data = _expect_mapping(data, where, {"last", "blocks", "mixer"})
+    data = expect_mapping(data, where, {"last", "blocks", "mixer"})
     if ("last" in data) == ("blocks" in data):
         raise SpecError(f"{where}: give exactly one of 'last' (an int) or 'blocks' (a list)")
     mixer = _parse_mixer(data.get("mixer"), f"{where}.mixer")
@@ -271,7 +275,7 @@ def _parse_override(data: Any, where: str, depth: int) -> BlockOverride:
 
 def _parse_stage(data: Any, where: str) -> StageSpec:
     allowed = {"depth", "dim", "mixer", "overrides", "mlp_ratio", "res_scale", "layer_scale"}
-    data = _expect_mapping(data, where, allowed)
+    data = expect_mapping(data, where, allowed)
     depth = _typed(data, "depth", int, where, _REQUIRED)
     dim = _typed(data, "dim", int, where, _REQUIRED)
     _positive(depth, f"{where}.depth")
@@ -298,12 +302,12 @@ def _parse_stage(data: Any, where: str) -> StageSpec:
 
 def _parse_arch(data: Any) -> ArchSpec:
     allowed = {"name", "image_size", "in_chans", "drop_path_rate", "stem", "head", "stages"}
-    data = _expect_mapping(data, "arch", allowed)
+    data = expect_mapping(data, "arch", allowed)
     stages = data.get("stages")
     if not isinstance(stages, list) or not stages:
         raise SpecError(f"arch.stages: expected a non-empty list of stages, found {stages!r}")
-    stem = _expect_mapping(data.get("stem", {}), "arch.stem", {"kernel_size", "stride", "padding"})
-    head = _expect_mapping(data.get("head", {}), "arch.head", {"kind", "hidden_ratio", "dropout"})
+    stem = expect_mapping(data.get("stem", {}), "arch.stem", {"kernel_size", "stride", "padding"})
+    head = expect_mapping(data.get("head", {}), "arch.head", {"kind", "hidden_ratio", "dropout"})
     head_kind = _typed(head, "kind", str, "arch.head", "mlp")
     if head_kind not in ("mlp", "linear"):
         raise SpecError(f"arch.head.kind: expected 'mlp' or 'linear', found {head_kind!r}")

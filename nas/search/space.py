@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from nas.mixers.registry import get_mixer, list_mixers, suggest
-from nas.models.spec import ArchSpec, SpecError
+from nas.models.spec import ArchSpec, SpecError, expect_mapping
 
 
 class ParamSampler(Protocol):
@@ -213,18 +213,6 @@ _STAGE_KEYS = {"depth", "dim", "mixer", "attention_last", "mlp_ratio", "res_scal
 _SPACE_KEYS = {"stages", "mixers", "image_size", "drop_path_rate", "head", "stem"}
 
 
-def _mapping(data: Any, where: str, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(data, Mapping):
-        raise SpaceError(f"{where}: expected a mapping, found {type(data).__name__} {data!r}")
-    for key in data:
-        if key not in allowed:
-            raise SpaceError(
-                f"{where}.{key}: unknown key{suggest(str(key), allowed)}; "
-                f"allowed: {sorted(allowed)}"
-            )
-    return dict(data)
-
-
 def _positive_ints(param: Param, where: str) -> None:
     for value in param.values():
         if value <= 0:
@@ -232,7 +220,7 @@ def _positive_ints(param: Param, where: str) -> None:
 
 
 def _parse_stage(data: Any, where: str) -> StageSpace:
-    data = _mapping(data, where, _STAGE_KEYS)
+    data = expect_mapping(data, where, _STAGE_KEYS, SpaceError)
     for key in ("depth", "dim", "mixer"):
         if key not in data:
             raise SpaceError(f"{where}.{key}: required key is missing")
@@ -310,7 +298,7 @@ def parse_space(data: Any, where: str = "space") -> SearchSpace:
     stages using that mixer can take, so a typo such as ``kernel_size: 4`` fails here, before Ray
     starts, rather than as a failed trial.
     """
-    data = _mapping(data, where, _SPACE_KEYS)
+    data = expect_mapping(data, where, _SPACE_KEYS, SpaceError)
     stages = data.get("stages")
     if not isinstance(stages, list) or not stages:
         raise SpaceError(f"{where}.stages: expected a non-empty list of stages, found {stages!r}")

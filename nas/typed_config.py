@@ -22,6 +22,7 @@ class ConfigError(ValueError):
 
 
 def suggest(name: str, choices: Any) -> str:
+    """A ' (did you mean ...?)' hint for a misspelt ``name``, or an empty string."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -7,13 +7,14 @@ space refer to mixers as plain strings, and lets validation name the allowed kno
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
+
+from nas.typed_config import suggest
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,6 @@ class MixerEntry:
 
 
 _MIXERS: dict[str, MixerEntry] = {}
-
-
-def suggest(name: str, choices: Any) -> str:
-    """A ' (did you mean ...?)' hint for a misspelt ``name``, or an empty string."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def register_mixer(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:

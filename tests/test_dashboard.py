@@ -1,13 +1,18 @@
-"""The dashboard on a store written by the real search code (driver, store, Optuna study).
+"""The dashboard on stores written by the real search code.
 
-Trials go through ``SearchDriver`` exactly as Ray Tune drives it (suggest, measured result,
-epoch results judged by the real Pareto successive-halving pruner, completion), without training:
-the trainable's reports are scripted. Checks use independent oracles: the Optuna study's own
-trials for a brute-force front, the stored spec for the export.
+One store is a real search (``tiny_search``: Ray Tune, proxy training, SQLite). Others are
+written through ``SearchDriver`` exactly as Ray Tune drives it (suggest, measured result, epoch
+results judged by the real Pareto successive-halving pruner, completion) with scripted training
+reports, which reach what a short real search rarely does (failed trials, an evaluated seed
+design, 26 trials, two searches in one store) at no training cost. Checks use independent
+oracles: the Optuna study's own trials for a brute-force front, the stored spec for the export,
+the stored epochs for the learning curve.
 """
 
 import argparse
 import dataclasses
+import base64
+import json
 import os
 import shutil
 import socket
@@ -329,6 +334,55 @@ def test_export_view_writes_the_trials_spec(app, store_url) -> None:
     assert "train.yaml" in train_command and "nas-dashboard-export" not in train_command
 
 
+def _plotly_array(value) -> np.ndarray:
+    """A trace's array as plotly's JSON writes it: a list, or base64 of a typed array."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
+@pytest.fixture
+def real_app(tiny_search, monkeypatch) -> AppTest:
+    """The app on the store of a real search."""
+    monkeypatch.setenv("NAS_DASHBOARD_STORAGE", tiny_search[1].storage_url)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_real_search_front_and_trial_pages(real_app, tiny_search) -> None:
+    cfg, outcome, _ = tiny_search
+    trials = _study_trials(outcome.storage_url, outcome.study_name)
+    table = _table(real_app, "knee")
+    assert set(table["trial"]) == _brute_force_front(trials) == {t.number for t in outcome.front}
+    pruned = {t.number for t in trials if t.state == TrialState.PRUNED}
+    assert pruned and not pruned & set(table["trial"])
+    store = SearchStore(outcome.storage_url, read_only=True)
+    search = store.get_search(outcome.study_name)
+    epochs = store.epochs(search.id)
+    real_app.sidebar.radio(key="view").set_value("Trial").run()
+    for t in trials:
+        real_app.number_input(key="trial_number").set_value(t.number).run()
+        assert not real_app.exception, t.number
+        assert any(f"Trial {t.number} · {t.state.name}" in h.value for h in real_app.subheader)
+        spec = store.architecture(t.user_attrs["arch_hash"]).spec
+        drawing = next(m.value for m in real_app.markdown if 'class="nas-arch"' in m.value)
+        assert drawing.count('class="block"') == sum(s["depth"] for s in spec["stages"])
+        stored = [(e.epoch, e.val_top1) for number, e in epochs if number == t.number]
+        if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs:
+            assert len(stored) == cfg.proxy.epochs  # a duplicate reuses its twin's training
+        if t.state == TrialState.PRUNED:
+            assert 1 <= len(stored) < cfg.proxy.epochs
+        charts = real_app.get("plotly_chart")
+        assert len(charts) == bool(stored)
+        if stored:
+            curve = json.loads(charts[0].proto.spec)["data"][0]
+            assert list(_plotly_array(curve["x"])) == [epoch for epoch, _ in stored]
+            assert _plotly_array(curve["y"]) == pytest.approx([100 * top1 for _, top1 in stored])
+    store.dispose()
+
+
 def test_search_writes_succeed_while_the_dashboard_reads(tmp_path) -> None:
     """An open dashboard (read-only engine mid-read) must never make a search write fail."""
     url = f"sqlite:///{tmp_path / 'search.db'}"
@@ -430,13 +484,15 @@ def _chromium(profile: Path):
     return webdriver.Chrome(service=Service(chromedriver), options=options)
 
 
-def test_browser_renders_the_front_chart_and_table(store_url, tmp_path) -> None:
+def test_browser_renders_the_front_chart_and_table(tiny_search, tmp_path) -> None:
+    """``nas dashboard <run folder>`` of a real search, loaded in headless chromium."""
+    _, outcome, run_folder = tiny_search
     browser = _chromium(tmp_path / "profile")
     port = _free_port()
     log_path = tmp_path / "server.log"
     log = log_path.open("w")  # a file, not a pipe: a full or closed pipe would stall the server
     server = subprocess.Popen(
-        [sys.executable, "-m", "nas.cli", "dashboard", store_url, "--port", str(port)],
+        [sys.executable, "-m", "nas.cli", "dashboard", str(run_folder), "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -458,7 +514,8 @@ def test_browser_renders_the_front_chart_and_table(store_url, tmp_path) -> None:
             )
         )
         time.sleep(1.0)  # let the plot finish its transition before the screenshot
-        assert "Pareto front of the search" in browser.find_element(By.TAG_NAME, "body").text
+        body = browser.find_element(By.TAG_NAME, "body").text
+        assert "Pareto front of the search" in body and outcome.study_name in body
         assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
         shot = tmp_path / "dashboard.png"
         assert browser.save_screenshot(str(shot))

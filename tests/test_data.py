@@ -23,12 +23,14 @@ from nas.data import (
     BetonInfo,
     DataConfig,
     FFCVLoader,
+    NearestParams,
     PathfinderParams,
     TensorLoader,
     TorchLoader,
     build_loaders,
     channel_stats,
     crop_flip,
+    generate_nearest,
     generate_pathfinder,
     load_default_dataset,
     read_beton,
@@ -39,7 +41,8 @@ from nas.data import (
 )
 from nas.data.commands import add_data_commands
 from nas.data.readers import ImageFolderSource
-from nas.data.synthetic import MARKER_COLOUR
+from nas.data.nearest import DISTRACTOR_COLOUR, NEAR_COLOURS, REFERENCE_COLOUR
+from nas.data.pathfinder import MARKER_COLOUR
 
 MEAN, STD = (0.3, 0.4, 0.5), (0.2, 0.25, 0.3)
 
@@ -76,26 +79,92 @@ def collect(loader) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs), torch.cat(ys)
 
 
-# --- default dataset --------------------------------------------------------------------------
+# --- generated datasets -----------------------------------------------------------------------
+
+TASKS = [
+    (generate_nearest, NearestParams, ("green_nearer", "blue_nearer")),
+    (generate_pathfinder, PathfinderParams, ("disconnected", "connected")),
+]
+TASK_IDS = ["nearest", "pathfinder"]
 
 
-def test_generation_is_deterministic_and_seeded() -> None:
-    a = generate_pathfinder(64, seed=1, params=PathfinderParams())
-    b = generate_pathfinder(64, seed=1, params=PathfinderParams())
-    c = generate_pathfinder(64, seed=2, params=PathfinderParams())
+@pytest.mark.parametrize(("generate", "params", "classes"), TASKS, ids=TASK_IDS)
+def test_generation_is_deterministic_and_seeded(generate, params, classes) -> None:
+    a = generate(64, seed=1, params=params())
+    b = generate(64, seed=1, params=params())
+    c = generate(64, seed=2, params=params())
     assert a.images.dtype == np.uint8 and a.images.shape == (64, 3, 32, 32)
     assert a.labels.dtype == np.int64
     np.testing.assert_array_equal(a.images, b.images)
     np.testing.assert_array_equal(a.labels, b.labels)
     assert not np.array_equal(a.images, c.images)
-    assert a.class_names == ("disconnected", "connected")
+    assert a.class_names == classes
 
 
 @pytest.mark.parametrize("n", [100, 101])
-def test_classes_are_balanced(n: int) -> None:
-    labels = generate_pathfinder(n, seed=3, params=PathfinderParams()).labels
+@pytest.mark.parametrize(("generate", "params", "classes"), TASKS, ids=TASK_IDS)
+def test_classes_are_balanced(generate, params, classes, n: int) -> None:
+    labels = generate(n, seed=3, params=params()).labels
     counts = np.bincount(labels, minlength=2)
     assert abs(int(counts[0]) - int(counts[1])) == n % 2
+
+
+def _marker_centres(image: np.ndarray, colour: tuple[int, ...]) -> np.ndarray:
+    """Centres (row, column) of the square blobs of exactly ``colour``."""
+    mask = np.all(image == np.array(colour, dtype=np.uint8)[:, None, None], axis=0)
+    blobs, count = ndimage.label(mask)
+    return np.array(ndimage.center_of_mass(mask, blobs, range(1, count + 1))).reshape(-1, 2)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        NearestParams(),
+        NearestParams(resolution=64, num_distractors=3),
+        NearestParams(resolution=48, min_dist=0.4, min_ratio=1.5, num_distractors=1),
+    ],
+    ids=["32px", "64px-distractors", "48px-far"],
+)
+def test_nearest_label_is_the_nearer_candidate(params: NearestParams) -> None:
+    """Oracle: markers found by colour in the image; the label is 1 exactly when the blue one
+    is nearer to the red one, never a near-tie, every distance long, flips keep the label."""
+    data = generate_nearest(60, seed=11, params=params)
+    side, geometry = params.resolution, params.resolved()
+    square = (2 * geometry.marker_radius + 1) ** 2
+    for image, label in zip(data.images, data.labels, strict=True):
+        (red,) = _marker_centres(image, REFERENCE_COLOUR)
+        (green,), (blue,) = (_marker_centres(image, c) for c in NEAR_COLOURS)
+        assert len(_marker_centres(image, DISTRACTOR_COLOUR)) == params.num_distractors
+        assert image.any(axis=0).sum() == square * (3 + params.num_distractors)  # no overlap
+        to_green, to_blue = np.hypot(*(green - red)), np.hypot(*(blue - red))
+        assert bool(label) == (to_blue < to_green)
+        assert min(to_green, to_blue) >= geometry.min_dist * side
+        assert max(to_green, to_blue) >= geometry.min_ratio * min(to_green, to_blue)
+        flipped = image[:, :, ::-1]
+        (fred,), (fgreen,), (fblue,) = (
+            _marker_centres(flipped, c) for c in (REFERENCE_COLOUR, *NEAR_COLOURS)
+        )
+        assert bool(label) == (np.hypot(*(fblue - fred)) < np.hypot(*(fgreen - fred)))
+        m = geometry.margin
+        ink = image.any(axis=0)
+        assert not ink[:m].any() and not ink[-m:].any()
+        assert not ink[:, :m].any() and not ink[:, -m:].any()
+
+
+def test_nearest_geometry_does_not_depend_on_the_label() -> None:
+    """Both classes draw their scenes alike: the nearer distance has the same distribution."""
+    data = generate_nearest(4000, seed=2)
+    nearer = []
+    for image in data.images:
+        (red,) = _marker_centres(image, REFERENCE_COLOUR)
+        nearer.append(min(np.hypot(*(c - red)) for c in (
+            _marker_centres(image, NEAR_COLOURS[0])[0], _marker_centres(image, NEAR_COLOURS[1])[0]
+        )))
+    nearer = np.array(nearer)
+    from scipy import stats
+
+    result = stats.ks_2samp(nearer[data.labels == 0], nearer[data.labels == 1])
+    assert result.pvalue > 0.01
 
 
 @pytest.mark.parametrize(
@@ -135,6 +204,10 @@ def test_bad_generation_parameters_name_the_field() -> None:
         generate_pathfinder(4, seed=0, params=PathfinderParams(min_dist=0.9, max_dist=0.5))
     with pytest.raises(ValueError, match="resolution"):
         generate_pathfinder(4, seed=0, params=PathfinderParams(resolution=8))
+    with pytest.raises(ValueError, match="nearest min_ratio: expected a ratio in"):
+        generate_nearest(4, seed=0, params=NearestParams(min_ratio=0.5))
+    with pytest.raises(ValueError, match="fewer than one scene in 200 fits"):
+        generate_nearest(4, seed=0, params=NearestParams(min_dist=0.7, min_ratio=2.5))
 
 
 def test_default_dataset_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,7 +221,7 @@ def test_default_dataset_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("regenerated although cached")
 
-    monkeypatch.setattr(synthetic, "generate_pathfinder", fail)
+    monkeypatch.setattr(synthetic, "generate", fail)
     again, path_again = load_default_dataset(120, 40, seed=5, cache_dir=tmp_path)
     assert path_again == path
     np.testing.assert_array_equal(again.train.images, splits.train.images)
@@ -458,7 +531,7 @@ def test_build_loaders_default_dataset(tmp_path: Path) -> None:
     cfg = DataConfig(num_train=64, num_val=40, batch_size=16, cache_dir=str(tmp_path))
     bundle = build_loaders(cfg, "cpu")
     assert bundle.num_classes == 2 and bundle.image_size == 32
-    assert bundle.class_names == ("disconnected", "connected")
+    assert bundle.class_names == ("green_nearer", "blue_nearer")
     assert len(bundle.train_loader) == 4 and len(bundle.val_loader) == 3
     x, y = next(iter(bundle.train_loader))
     assert x.shape == (16, 3, 32, 32) and y.dtype == torch.int64
@@ -483,9 +556,12 @@ def test_build_loaders_default_dataset(tmp_path: Path) -> None:
         ({"name": "beton", "path": "x.beton"}, "val_path"),
         ({"std": (1.0, 0.0, 1.0)}, "std"),
         ({"resolution": 8}, "resolution"),
-        ({"pathfinder": {"min_dist": 2.0}}, "pathfinder min_dist"),
-        ({"pathfinder": {"bend": 0.2}}, "pathfinder.bend"),
-        ({"pathfinder": None}, "pathfinder"),
+        ({"task_params": {"min_dist": 2.0}}, "nearest min_dist"),
+        ({"task": "pathfinder", "task_params": {"min_dist": 2.0}}, "pathfinder min_dist"),
+        ({"task": "pathfinder", "task_params": {"bend": 0.2}}, "task_params.bend: unknown knob of task 'pathfinder'"),
+        ({"task_params": {"max_arm": 0.2}}, "task_params.max_arm: unknown knob of task 'nearest'"),
+        ({"task_params": None}, "task_params"),
+        ({"task": "mazes"}, "task: expected one of"),
         ({"batch_sise": 3}, "batch_sise"),
     ],
 )
@@ -502,5 +578,11 @@ def test_generate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     )
     assert args.func(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1 and "20 train + 10 val" in lines[0]
-    assert len(list(tmp_path.glob("*.npz"))) == 1
+    assert len(lines) == 1 and "nearest dataset: 20 train + 10 val" in lines[0]
+    args = parser.parse_args(
+        ["data", "generate", "--task", "pathfinder", "--num-train", "20", "--num-val", "10",
+         "--cache-dir", str(tmp_path)]
+    )
+    assert args.func(args) == 0
+    assert "pathfinder dataset: 20 train + 10 val" in capsys.readouterr().out
+    assert sorted(p.name.split("-")[0] for p in tmp_path.glob("*.npz")) == ["nearest", "pathfinder"]

@@ -79,13 +79,20 @@ def _check_search(outcome, cfg) -> None:
     store.dispose()
 
 
-def test_search_on_sqlite_end_to_end(tmp_path: Path) -> None:
-    cfg = load_config(TINY, [f"run_dir={tmp_path}"])
-    outcome = run_search(cfg)
-    assert outcome.storage_url.startswith("sqlite:///")
+def test_search_on_sqlite_end_to_end(tiny_search) -> None:
+    cfg, outcome, run_folder = tiny_search
+    assert outcome.storage_url == f"sqlite:///{run_folder / 'search.db'}"
     _check_search(outcome, cfg)
+    accuracies = [t.values[0] for t in outcome.front]
+    assert max(accuracies) > 0.6, "proxies learnt nothing on the default dataset"
+
+
+def test_finished_search_is_not_resumed(tmp_path: Path) -> None:
+    cfg = load_config(TINY, [f"run_dir={tmp_path}", "search.trials=2"])
+    first = run_search(cfg)
     again = run_search(cfg)  # a finished search is not resumed: the same command starts anew
-    assert again.study_name != outcome.study_name
+    assert again.study_name != first.study_name
+    assert len(SearchStore(first.storage_url, read_only=True).searches()) == 2
 
 
 def test_search_on_postgresql_end_to_end(tmp_path: Path) -> None:

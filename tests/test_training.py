@@ -43,37 +43,25 @@ def numbers(history: list[EpochMetrics]) -> list[tuple]:
 # --- learning ---------------------------------------------------------------------------------
 
 
-def batchnorm_cnn(spec: ArchSpec, num_classes: int) -> nn.Module:
-    """Six 3x3 conv + BatchNorm + ReLU layers, max-pooled every two: the dataset's yardstick."""
-    layers: list[nn.Module] = []
-    channels, width = 3, 32
-    for i in range(6):
-        layers += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
-        channels = width
-        if i % 2:
-            layers.append(nn.MaxPool2d(2))
-            width *= 2
-    return nn.Sequential(
-        *layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)
-    )
-
-
-def test_proxy_trainer_learns_the_default_dataset(
-    data_cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The trainer (recipe, loop, evaluation) lifts accuracy well above chance (0.5) in about
-    ten CPU seconds. The model is a small BatchNorm CNN, which leaves chance within one epoch
-    here: models that normalise with LayerNorm, MetaFormers included, sit at chance on this
-    dataset for far longer than a CI budget, which would test the model rather than the trainer.
-    """
-    monkeypatch.setattr(proxy_module, "build_model", batchnorm_cnn)
+def test_proxy_trainer_learns_the_default_dataset(data_cache: Path) -> None:
+    """A small MetaFormer, trained by the real recipe, loop and evaluation on the default
+    ``nearest`` task, lifts validation accuracy well above chance (0.5) in a few CPU seconds."""
+    spec = {
+        "name": "small",
+        "image_size": 16,
+        "head": {"kind": "linear"},
+        "stages": [
+            {"depth": 1, "dim": 16, "mixer": "pooling"},
+            {"depth": 1, "dim": 32, "mixer": "sepconv"},
+        ],
+    }
     data = DataConfig(
-        resolution=16, num_train=4096, num_val=512, batch_size=64, cache_dir=str(data_cache)
+        resolution=16, num_train=2048, num_val=512, batch_size=64, cache_dir=str(data_cache)
     )
-    cfg = ProxyConfig(epochs=3, lr=2e-3, warmup_epochs=0.25, data=data, device="cpu")
-    result = train_proxy(TINY, cfg)
+    cfg = ProxyConfig(epochs=3, lr=3e-3, warmup_epochs=0.25, data=data, device="cpu")
+    result = train_proxy(spec, cfg)
     assert result.status == "completed", result.reason
-    assert result.final_top1 > 0.7, numbers(result.history)
+    assert result.final_top1 > 0.75, numbers(result.history)
 
 
 # --- determinism and reporting ----------------------------------------------------------------

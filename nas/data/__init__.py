@@ -1,8 +1,8 @@
 """Datasets and loaders for proxy training.
 
 ``build_loaders(DataConfig(...), device)`` is the entry point. The default dataset is a
-generated Pathfinder-style task (:mod:`nas.data.synthetic`) whose label needs long-range
-information; CIFAR, ImageFolder trees and FFCV ``.beton`` files are read too. All loaders
+generated task whose label relates distant objects (:mod:`nas.data.nearest`; a Pathfinder task
+is the alternative, :mod:`nas.data.synthetic`); CIFAR, ImageFolder trees and FFCV ``.beton`` files are read too. All loaders
 (device-resident tensors, FFCV, a torch DataLoader baseline) yield identical batches for a seed.
 """
 
@@ -11,17 +11,13 @@ from nas.data.augment import Augment, EpochPlan, crop_flip, normalize, plan_epoc
 from nas.data.config import DataBundle, DataConfig, build_loaders, load_arrays
 from nas.data.ffcv_io import BetonInfo, FFCVLoader, read_beton, read_info, write_beton
 from nas.data.readers import ImageFolderSource, read_cifar, read_image_folder
-from nas.data.synthetic import (
-    CLASS_NAMES,
-    PathfinderParams,
-    generate_pathfinder,
-    load_default_dataset,
-)
+from nas.data.nearest import NearestParams, generate_nearest
+from nas.data.pathfinder import PathfinderParams, generate_pathfinder
+from nas.data.synthetic import TASKS, load_default_dataset, task_params
 from nas.data.tensor_loader import TensorLoader
 from nas.data.torch_loader import TorchLoader
 
 __all__ = [
-    "CLASS_NAMES",
     "ArrayDataset",
     "Augment",
     "BetonInfo",
@@ -31,12 +27,15 @@ __all__ = [
     "EpochPlan",
     "FFCVLoader",
     "ImageFolderSource",
+    "NearestParams",
     "PathfinderParams",
+    "TASKS",
     "TensorLoader",
     "TorchLoader",
     "build_loaders",
     "channel_stats",
     "crop_flip",
+    "generate_nearest",
     "generate_pathfinder",
     "load_arrays",
     "load_default_dataset",
@@ -46,5 +45,6 @@ __all__ = [
     "read_cifar",
     "read_image_folder",
     "read_info",
+    "task_params",
     "write_beton",
 ]

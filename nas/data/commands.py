@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nas.data.arrays import ArrayDataset, DatasetSplits, channel_stats
 from nas.data.config import KNOWN_STATS
-from nas.data.synthetic import PathfinderParams, load_default_dataset
+from nas.data.synthetic import DEFAULT_TASK, TASKS, load_default_dataset, task_params
 
 SOURCES = ("imagefolder", "cifar10", "cifar100", "default")
 
@@ -61,6 +61,7 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
 
 def _add_default_dataset_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", choices=sorted(TASKS), default=DEFAULT_TASK)
     parser.add_argument("--num-train", type=int, default=10_000)
     parser.add_argument("--num-val", type=int, default=2_000)
     parser.add_argument("--num-distractors", type=int, default=0)
@@ -68,8 +69,8 @@ def _add_default_dataset_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _default_splits(args: argparse.Namespace, cache_dir: Path | None) -> tuple[DatasetSplits, Path]:
-    params = PathfinderParams(
-        resolution=args.resolution or 32, num_distractors=args.num_distractors
+    params = task_params(
+        args.task, args.resolution or 32, {"num_distractors": args.num_distractors}
     )
     return load_default_dataset(args.num_train, args.num_val, args.seed, params, cache_dir)
 
@@ -78,7 +79,7 @@ def run_generate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     splits, path = _default_splits(args, args.cache_dir)
     print(
-        f"default dataset: {len(splits.train)} train + {len(splits.val)} val images "
+        f"{args.task} dataset: {len(splits.train)} train + {len(splits.val)} val images "
         f"{args.resolution}x{args.resolution} in {path} ({time.perf_counter() - start:.1f}s)"
     )
     return 0

@@ -28,10 +28,12 @@ from nas.data.ffcv_io import (
 )
 from nas.data.readers import ImageFolderSource, read_cifar, read_image_folder
 from nas.data.synthetic import (
-    PathfinderParams,
+    DEFAULT_TASK,
+    TaskParams,
     cache_key,
     default_cache_dir,
     load_default_dataset,
+    task_params,
 )
 from nas.data.tensor_loader import TensorLoader
 from nas.data.torch_loader import TorchLoader
@@ -67,11 +69,12 @@ class DataConfig:
     ``.beton``; ``val_path``: validation folder or ``.beton`` (ImageFolder default
     ``<path>/val``). ``resolution``: side of the generated images; for ImageFolder the side
     images are resized and centre-cropped to (``None``: their own size); elsewhere it must be
-    ``None`` or the data's own size. ``num_train``, ``num_val``: the default dataset's size;
-    ``pathfinder``: overrides of its :class:`PathfinderParams`, i.e. its difficulty
-    (``num_distractors``, ``min_dist``, ``max_arm``, ``line_width``, ...). ``crop_padding``:
-    ``None`` means an eighth of the side (the default dataset keeps that margin free, so crops
-    never cut a curve). ``mean``/``std``: ``None`` means the dataset's known or computed
+    ``None`` or the data's own size. ``num_train``, ``num_val``: the generated dataset's size;
+    ``task``: which generated task (``nearest``, the default, or ``pathfinder``);
+    ``task_params``: overrides of its knobs, i.e. its difficulty (``num_distractors``,
+    ``min_dist``, ``min_ratio``, ...; see :mod:`nas.data.synthetic`). ``crop_padding``: ``None``
+    means an eighth of the side (the generated tasks keep that margin free, so crops never
+    change a label). ``mean``/``std``: ``None`` means the dataset's known or computed
     statistics. ``num_workers``: CPU workers of the torch loader, decoding threads of FFCV.
     """
 
@@ -84,7 +87,8 @@ class DataConfig:
     eval_batch_size: int | None = None
     num_train: int = 10_000
     num_val: int = 2_000
-    pathfinder: dict[str, Any] = field(default_factory=dict)
+    task: str = DEFAULT_TASK
+    task_params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     cache_dir: str | None = None
     augment: bool = True
@@ -141,16 +145,10 @@ class DataConfig:
                 raise bad(name, f"None or an integer >= {low}")
         if self.name == "default" and self.resolution is not None and self.resolution < 16:
             raise bad("resolution", "None or an integer >= 16 for the default dataset")
-        if not isinstance(self.pathfinder, dict):
-            raise bad("pathfinder", "a mapping of PathfinderParams knobs")
-        knobs = sorted(
-            f.name for f in dataclasses.fields(PathfinderParams) if f.name != "resolution"
-        )
-        unknown = sorted(set(self.pathfinder) - set(knobs))
-        if unknown:
-            raise ValueError(f"data pathfinder.{unknown[0]}: unknown knob; expected one of {knobs}")
+        if not isinstance(self.task_params, dict):
+            raise bad("task_params", f"a mapping of the {self.task!r} task's knobs")
         try:
-            _pathfinder_params(self).validate()
+            _task_params(self).validate()
         except ValueError as err:
             raise ValueError(f"data {err}") from None
         if self.mean is not None and len(self.mean) != 3:
@@ -218,7 +216,7 @@ def _arrays(cfg: DataConfig) -> tuple[DatasetSplits, Stats | None]:
     """The splits, and the statistics to normalise with unless the config overrides them."""
     if cfg.name == "default":
         splits, _ = load_default_dataset(
-            cfg.num_train, cfg.num_val, cfg.seed, _pathfinder_params(cfg), _cache_dir(cfg)
+            cfg.num_train, cfg.num_val, cfg.seed, _task_params(cfg), _cache_dir(cfg)
         )
         return splits, channel_stats(splits.train.images)
     if cfg.name in ("cifar10", "cifar100"):
@@ -260,7 +258,7 @@ def _betons(cfg: DataConfig) -> tuple[Path, Path, Stats | None]:
                 )
         return paths[0], paths[1], KNOWN_STATS["imagenet"]
     if cfg.name == "default":
-        stem = cache_key(cfg.num_train, cfg.num_val, cfg.seed, _pathfinder_params(cfg))
+        stem = cache_key(cfg.num_train, cfg.num_val, cfg.seed, _task_params(cfg))
     else:
         stem = _path_key(cfg.name, cfg.path)
     paths = (cache / f"{stem}-train.beton", cache / f"{stem}-val.beton")
@@ -310,8 +308,8 @@ def _ffcv_bundle(
     return DataBundle(train_loader, val_loader, info.num_classes, side, mean, std, info.class_names)
 
 
-def _pathfinder_params(cfg: DataConfig) -> PathfinderParams:
-    return PathfinderParams(resolution=cfg.resolution or 32, **cfg.pathfinder)
+def _task_params(cfg: DataConfig) -> TaskParams:
+    return task_params(cfg.task, cfg.resolution or 32, cfg.task_params)
 
 
 def _cache_dir(cfg: DataConfig) -> Path:

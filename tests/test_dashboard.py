@@ -10,8 +10,8 @@ the stored epochs for the learning curve.
 """
 
 import argparse
-import dataclasses
 import base64
+import dataclasses
 import json
 import os
 import shutil

@@ -40,9 +40,9 @@ from nas.data import (
     write_beton,
 )
 from nas.data.commands import add_data_commands
-from nas.data.readers import ImageFolderSource
 from nas.data.nearest import DISTRACTOR_COLOUR, NEAR_COLOURS, REFERENCE_COLOUR
 from nas.data.pathfinder import MARKER_COLOUR
+from nas.data.readers import ImageFolderSource
 
 MEAN, STD = (0.3, 0.4, 0.5), (0.2, 0.25, 0.3)
 

@@ -13,13 +13,13 @@ images/s that ``train_proxy`` reports for a small MetaFormer. Writes a Markdown 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from results_io import write_csv
 
 import nas  # noqa: F401  (registers the mixers)
 from nas.data import DataConfig, build_loaders
@@ -97,10 +97,7 @@ def main() -> None:
     base = next(r for r in rows if r["loader"] == "torch")
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"loader_throughput_{device.type}"
-    with stem.with_suffix(".csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(stem.with_suffix(".csv"), rows)
     lines = [
         f"{args.num_train} default-dataset images at 32 px, batch {args.batch}, device "
         f"{args.device}, {args.threads} threads, {args.workers} loader workers, "

@@ -13,7 +13,6 @@ CSV and a bar chart.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 from pathlib import Path
@@ -22,6 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from results_io import write_csv  # noqa: E402
 
 import nas  # noqa: E402,F401  (registers the mixers)
 from nas.data import DataConfig  # noqa: E402
@@ -94,10 +94,7 @@ def main() -> None:
     local = next((r["top1_mean"] for r in rows if r["mixer"] == LOCAL), None)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"mixer_accuracy_{args.task}"
-    with stem.with_suffix(".csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(stem.with_suffix(".csv"), rows)
     lines = [
         f"task {args.task}, 32 px, {args.num_train} training / 1000 validation images, "
         f"{args.epochs} epochs, {args.seeds} seeds, device {args.device}, {args.threads} "

@@ -15,7 +15,6 @@ pass (activation memory), which is what grows with resolution.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import statistics
 import time
@@ -23,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from results_io import write_csv
 
 import nas  # noqa: F401  (registers the mixers)
 from nas.mixers import create_mixer, get_mixer
@@ -214,10 +214,7 @@ def main() -> None:
                 torch.cuda.empty_cache()
 
     csv_path = args.out / f"mixer_scaling_{tag}.csv"
-    with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(csv_path, rows)
     png_path = args.out / f"mixer_scaling_{tag}.png"
     title = f"Mixer scaling on {device.type} (dim {args.dim}, batch {args.batch}"
     plot(rows, png_path, title + (", bf16)" if args.amp else ", fp32)"))

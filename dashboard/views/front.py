@@ -130,7 +130,7 @@ def front_figure(
                     fraction,
                     color=color,
                     symbol=symbol,
-                    size=size,
+                    size=size + 3,  # open thin symbols read smaller than filled dots
                     opacity=fade,
                     line={"width": 1, "color": color},
                 )

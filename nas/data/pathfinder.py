@@ -8,9 +8,10 @@ numpy, deterministic from a seed, a few seconds for 10k images), so no download 
 can train on it. Measured at 32 px on 10k images: a 6-layer CNN whose receptive field covers
 the image (3x3 convs, max-pooling) reaches 99% validation accuracy after 3 epochs, while a
 5-layer CNN without pooling (11-pixel receptive field, global average pool) stays at chance.
-Small MetaFormers, however, stay at chance within proxy budgets (LayerNorm or GroupNorm, pooling
-to attention, up to ~1000 steps): connectivity is learnt only after a long plateau. That is why
-the default task is :mod:`nas.data.nearest`; this one is kept for longer proxy budgets.
+Small MetaFormers, however, stay at chance within proxy budgets (pooling to attention, with
+their per-token LayerNorm for up to ~1000 steps, and with PoolFormer's GroupNorm for 250; also
+with straight, thick or short curves): connectivity is learnt only after a long plateau. That
+is why the default task is :mod:`nas.data.nearest`; this one suits longer proxy budgets.
 
 A sample (``resolution`` x ``resolution``, default 32, black background):
 

@@ -2,7 +2,8 @@
 
 torch counts matmuls, convolutions and attention but treats FFTs and complex products as free,
 which would make every spectral mixer look costless. We add the textbook formulas: a complex FFT
-of n points costs 5 n log2 n real FLOPs, a real one half that, a complex product 6 FLOPs. MACs are
+of n points costs 5 n log2 n real FLOPs, a real one half that, a complex product 6 FLOPs; and
+torch's formula for attention's CPU kernel, which torch 2.14's counter leaves out. MACs are
 FLOPs / 2, the convention behind the published MetaFormer numbers.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from nas.models.presets import resolve_spec
 from nas.models.spec import ArchSpec
@@ -49,11 +50,19 @@ def _complex_mul_flops(*args: Any, out_val: Any = None, **_: Any) -> int:
 
 _complex_mul_flops._get_raw = True  # type: ignore[attr-defined]
 
-FFT_FORMULAS = {
+
+def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *_: Any, **__: Any) -> int:
+    """The CPU flash-attention kernel, which torch's counter has no formula for: the same
+    QK^T and AV products as its CUDA twins."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+COST_FORMULAS = {
     aten._fft_r2c: _r2c_flops,
     aten._fft_c2r: _c2r_flops,
     aten._fft_c2c: _c2c_flops,
     aten.mul: _complex_mul_flops,
+    aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops,
 }
 
 
@@ -91,7 +100,7 @@ def profile(
     # Frozen parameters rather than no_grad(): the counter's module tracker cannot hook tensors
     # that require grad but were produced under no_grad (e.g. cached implicit filters).
     model.requires_grad_(False)
-    counter = FlopCounterMode(display=False, custom_mapping=FFT_FORMULAS)
+    counter = FlopCounterMode(display=False, custom_mapping=COST_FORMULAS)
     with counter:
         model(torch.zeros(1, spec.in_chans, h, w))
     by_op = {str(op): int(f) // 2 for op, f in counter.get_flop_counts()["Global"].items() if f}

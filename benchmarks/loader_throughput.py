@@ -70,16 +70,16 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num-train", type=int, default=8192)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=3, help="timed passes per measurement")
+    parser.add_argument("--epochs", type=int, default=2, help="timed passes per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements per loader")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for training")
     parser.add_argument("--workers", type=int, default=2, help="torch/FFCV loader workers")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    rows = []
-    for loader in ("tensor", "ffcv", "torch"):
-        cfg = DataConfig(
+    configs = [
+        DataConfig(
             loader=loader,
             resolution=32,
             num_train=args.num_train,
@@ -87,13 +87,33 @@ def main() -> None:
             batch_size=args.batch,
             num_workers=args.workers,
         )
-        row = {
-            "loader": loader,
-            "loading_img_s": round(loading_rate(cfg, device, args.epochs)),
-            "training_img_s": round(training_rate(cfg, args.device, args.epochs, args.threads)),
+        for loader in ("tensor", "ffcv", "torch")
+    ]
+    # The first proxy run of a process is ~20% slower throughout (one-off kernel and allocator
+    # set-up), which would count against whichever loader goes first.
+    training_rate(configs[0], args.device, 1, args.threads)
+    # Rounds interleave the loaders, so drift in a shared machine's speed hits them alike.
+    loading: dict[str, list[float]] = {cfg.loader: [] for cfg in configs}
+    training: dict[str, list[float]] = {cfg.loader: [] for cfg in configs}
+    for round_ in range(args.rounds):
+        for cfg in configs:
+            loading[cfg.loader].append(loading_rate(cfg, device, args.epochs))
+            training[cfg.loader].append(training_rate(cfg, args.device, args.epochs, args.threads))
+            print(
+                f"round {round_}: {cfg.loader} loading {loading[cfg.loader][-1]:.0f} img/s, "
+                f"training {training[cfg.loader][-1]:.0f} img/s",
+                flush=True,
+            )
+    rows = [
+        {
+            "loader": cfg.loader,
+            "loading_img_s": round(statistics.median(loading[cfg.loader])),
+            "training_img_s": round(statistics.median(training[cfg.loader])),
+            "training_min": round(min(training[cfg.loader])),
+            "training_max": round(max(training[cfg.loader])),
         }
-        rows.append(row)
-        print(row, flush=True)
+        for cfg in configs
+    ]
     base = next(r for r in rows if r["loader"] == "torch")
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"loader_throughput_{device.type}"
@@ -101,15 +121,17 @@ def main() -> None:
     lines = [
         f"{args.num_train} default-dataset images at 32 px, batch {args.batch}, device "
         f"{args.device}, {args.threads} threads, {args.workers} loader workers, "
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; medians of "
+        f"{args.rounds} interleaved rounds",
         "",
-        "| loader | loading img/s | vs torch | proxy training img/s | vs torch |",
-        "|---|---:|---:|---:|---:|",
+        "| loader | loading img/s | vs torch | proxy training img/s | min-max | vs torch |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['loader']} | {r['loading_img_s']} | "
             f"{r['loading_img_s'] / base['loading_img_s']:.2f}x | {r['training_img_s']} | "
+            f"{r['training_min']}-{r['training_max']} | "
             f"{r['training_img_s'] / base['training_img_s']:.2f}x |"
         )
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -54,6 +54,32 @@ def spec_for(mixer: dict) -> dict:
     }
 
 
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    """Mean accuracy per mixer as bars, the seeds' range as whiskers, pooling's level dotted."""
+    top1 = [100 * r["top1_mean"] for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.barh([r["mixer"] for r in rows], top1, color="#4c78a8")
+    ax.errorbar(
+        top1,
+        range(len(rows)),
+        xerr=[
+            [100 * (r["top1_mean"] - r["top1_min"]) for r in rows],
+            [100 * (r["top1_max"] - r["top1_mean"]) for r in rows],
+        ],
+        fmt="none",
+        color="black",
+    )
+    local = [100 * r["top1_mean"] for r in rows if r["mixer"] == LOCAL]
+    if local:
+        ax.axvline(local[0], color="#e45756", ls=":", lw=1.5, label="pooling (local)")
+        ax.legend(loc="lower right")
+    ax.set_xlim(min(100 * r["top1_min"] for r in rows) - 3, 100)
+    ax.set_xlabel("validation top-1 (%)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="nearest")
@@ -70,27 +96,39 @@ def main() -> None:
         finals, seconds = [], []
         for seed in range(args.seeds):
             data = DataConfig(
-                task=args.task, resolution=32, num_train=args.num_train, num_val=1000,
+                task=args.task,
+                resolution=32,
+                num_train=args.num_train,
+                num_val=1000,
                 batch_size=64,
             )
             cfg = ProxyConfig(
-                epochs=args.epochs, lr=3e-3, warmup_epochs=0.5, label_smoothing=0.0,
-                data=data, seed=seed, device=args.device, threads=args.threads,
+                epochs=args.epochs,
+                lr=3e-3,
+                warmup_epochs=0.5,
+                label_smoothing=0.0,
+                data=data,
+                seed=seed,
+                device=args.device,
+                threads=args.threads,
             )
             result = train_proxy(spec_for(MIXERS[label]), cfg)
             if result.status != "completed":
                 raise RuntimeError(f"{label} seed {seed}: {result.status}: {result.reason}")
             finals.append(result.final_top1)
             seconds.append(result.seconds)
-            print(f"{label} seed {seed}: {[round(m.val_top1, 3) for m in result.history]}",
-                  flush=True)
-        rows.append({
-            "mixer": label,
-            "top1_mean": statistics.mean(finals),
-            "top1_min": min(finals),
-            "top1_max": max(finals),
-            "train_s": statistics.mean(seconds),
-        })
+            print(
+                f"{label} seed {seed}: {[round(m.val_top1, 3) for m in result.history]}", flush=True
+            )
+        rows.append(
+            {
+                "mixer": label,
+                "top1_mean": statistics.mean(finals),
+                "top1_min": min(finals),
+                "top1_max": max(finals),
+                "train_s": statistics.mean(seconds),
+            }
+        )
     local = next((r["top1_mean"] for r in rows if r["mixer"] == LOCAL), None)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"mixer_accuracy_{args.task}"
@@ -100,8 +138,7 @@ def main() -> None:
         f"{args.epochs} epochs, {args.seeds} seeds, device {args.device}, {args.threads} "
         f"thread(s), {os.cpu_count()} CPUs",
         "",
-        "| mixer (all stages) | val top-1 (mean) | min-max over seeds | gap to pooling | "
-        "train s |",
+        "| mixer (all stages) | val top-1 (mean) | min-max over seeds | gap to pooling | train s |",
         "|---|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -112,24 +149,7 @@ def main() -> None:
         )
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.barh([r["mixer"] for r in rows], [100 * r["top1_mean"] for r in rows], color="#4c78a8")
-    ax.errorbar(
-        [100 * r["top1_mean"] for r in rows],
-        range(len(rows)),
-        xerr=[
-            [100 * (r["top1_mean"] - r["top1_min"]) for r in rows],
-            [100 * (r["top1_max"] - r["top1_mean"]) for r in rows],
-        ],
-        fmt="none",
-        color="black",
-    )
-    ax.axvline(50, color="grey", ls="--", lw=1)
-    ax.set_xlim(40, 100)
-    ax.set_xlabel("validation top-1 (%)")
-    ax.set_title(f"{args.task}: proxy accuracy at {args.epochs} epochs")
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=120)
+    plot(rows, stem.with_suffix(".png"), f"{args.task}: proxy accuracy at {args.epochs} epochs")
 
 
 if __name__ == "__main__":

@@ -157,9 +157,15 @@ def test_nearest_geometry_does_not_depend_on_the_label() -> None:
     nearer = []
     for image in data.images:
         (red,) = _marker_centres(image, REFERENCE_COLOUR)
-        nearer.append(min(np.hypot(*(c - red)) for c in (
-            _marker_centres(image, NEAR_COLOURS[0])[0], _marker_centres(image, NEAR_COLOURS[1])[0]
-        )))
+        nearer.append(
+            min(
+                np.hypot(*(c - red))
+                for c in (
+                    _marker_centres(image, NEAR_COLOURS[0])[0],
+                    _marker_centres(image, NEAR_COLOURS[1])[0],
+                )
+            )
+        )
     nearer = np.array(nearer)
     from scipy import stats
 
@@ -558,7 +564,10 @@ def test_build_loaders_default_dataset(tmp_path: Path) -> None:
         ({"resolution": 8}, "resolution"),
         ({"task_params": {"min_dist": 2.0}}, "nearest min_dist"),
         ({"task": "pathfinder", "task_params": {"min_dist": 2.0}}, "pathfinder min_dist"),
-        ({"task": "pathfinder", "task_params": {"bend": 0.2}}, "task_params.bend: unknown knob of task 'pathfinder'"),
+        (
+            {"task": "pathfinder", "task_params": {"bend": 0.2}},
+            "task_params.bend: unknown knob of task 'pathfinder'",
+        ),
         ({"task_params": {"max_arm": 0.2}}, "task_params.max_arm: unknown knob of task 'nearest'"),
         ({"task_params": None}, "task_params"),
         ({"task": "mazes"}, "task: expected one of"),
@@ -580,8 +589,18 @@ def test_generate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and "nearest dataset: 20 train + 10 val" in lines[0]
     args = parser.parse_args(
-        ["data", "generate", "--task", "pathfinder", "--num-train", "20", "--num-val", "10",
-         "--cache-dir", str(tmp_path)]
+        [
+            "data",
+            "generate",
+            "--task",
+            "pathfinder",
+            "--num-train",
+            "20",
+            "--num-val",
+            "10",
+            "--cache-dir",
+            str(tmp_path),
+        ]
     )
     assert args.func(args) == 0
     assert "pathfinder dataset: 20 train + 10 val" in capsys.readouterr().out

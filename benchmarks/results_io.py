@@ -7,8 +7,7 @@ from pathlib import Path
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    """``rows`` (dicts with the same keys) as a CSV at ``path``, creating its folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """``rows`` (dicts with the same keys) as a CSV at ``path``."""
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -16,12 +16,18 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import data
-from dashboard.views import export, front, progress, trial
+from dashboard.views import export, front, progress, trial, validation
 from dashboard.views.common import Context, is_fraction, num, objective_text
 from nas.store import resolve_storage
 
 STORAGE_ENV = "NAS_DASHBOARD_STORAGE"
-VIEWS = {"Pareto front": front, "Progress": progress, "Trial": trial, "Export": export}
+VIEWS = {
+    "Pareto front": front,
+    "Progress": progress,
+    "Trial": trial,
+    "Export": export,
+    "Validation": validation,  # only offered for a search with validation runs
+}
 LIVE_SECONDS = 10
 BEST_LABELS = {"throughput": "best img/s", "params": "fewest params (M)", "macs": "fewest GMACs"}
 
@@ -48,11 +54,18 @@ def _search_label(row: pd.Series) -> str:
     return f"{row['name']} · {row['study_name']} ({progress})"
 
 
+def pickable(searches: pd.DataFrame) -> pd.DataFrame:
+    """The searches the picker lists: validation runs are shown in their parent's view."""
+    own = searches[searches["kind"] != "validation"]
+    return own if len(own) else searches
+
+
 def sidebar(url: str, searches: pd.DataFrame) -> tuple[pd.Series, str, bool]:
     """Search picker, view and live toggle; the choice is mirrored in the page's URL."""
+    every, searches = searches, pickable(searches)
     names = searches["study_name"].tolist()
     wanted = st.query_params.get("search")
-    if "search" not in st.session_state:
+    if st.session_state.get("search") not in names:
         st.session_state["search"] = wanted if wanted in names else names[-1]
     if "view" not in st.session_state:
         view = st.query_params.get("view")
@@ -63,7 +76,10 @@ def sidebar(url: str, searches: pd.DataFrame) -> tuple[pd.Series, str, bool]:
         name = st.selectbox(
             f"search ({len(names)} in this store)", names, format_func=labels.get, key="search"
         )
-        view = st.radio("view", list(VIEWS), key="view")
+        views = _views(every, searches[searches["study_name"] == name].iloc[0])
+        if st.session_state["view"] not in views:
+            st.session_state["view"] = "Pareto front"
+        view = st.radio("view", views, key="view")
         live = st.toggle(
             f"live refresh ({LIVE_SECONDS} s)",
             key="live",
@@ -73,6 +89,27 @@ def sidebar(url: str, searches: pd.DataFrame) -> tuple[pd.Series, str, bool]:
     st.query_params["search"] = name
     st.query_params["view"] = view
     return searches[searches["study_name"] == name].iloc[0], view, live
+
+
+def _views(every: pd.DataFrame, search: pd.Series) -> list[str]:
+    """Every view, Validation only where the search has a validation run."""
+    has_runs = not data.validation_runs(every, int(search["id"])).empty
+    return [v for v in VIEWS if v != "Validation" or has_runs]
+
+
+def noise_notes(frame: pd.DataFrame) -> list[str]:
+    """Duplicates skipped and how the search fares against the seed designs it evaluated."""
+    notes = []
+    duplicates = int((frame["state"] == "DUPLICATE").sum())
+    if duplicates:
+        notes.append(f"{duplicates} duplicates skipped")
+    judged, dominated, standing = data.reference_summary(frame)
+    if judged:
+        text = f"front dominates {dominated} of {judged} seed designs"
+        if standing:
+            text += "; not dominated: " + ", ".join(standing)
+        notes.append(text)
+    return notes
 
 
 def summary(search: pd.Series, frame: pd.DataFrame) -> None:
@@ -99,6 +136,9 @@ def summary(search: pd.Series, frame: pd.DataFrame) -> None:
     )
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     cols[-1].metric("wall time", data.format_duration(data.elapsed_seconds(search, now)))
+    notes = noise_notes(frame)
+    if notes:
+        st.caption(" · ".join(notes))
 
 
 def page(url: str, study_name: str, view: str) -> None:

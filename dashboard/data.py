@@ -17,10 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import streamlit as st
-from sqlalchemy import Text, cast, func, select
+from numpy.typing import ArrayLike
+from sqlalchemy import Text, and_, cast, func, inspect, null, select
 
 from nas.models.presets import PRESETS
 from nas.models.spec import BlockOverride, MixerSpec
+from nas.search.config import ThroughputSettings
+from nas.search.noise import RankAgreement, rank_agreement, tied_with
 from nas.search.pareto import (
     default_reference,
     hypervolume,
@@ -30,8 +33,15 @@ from nas.search.pareto import (
 )
 from nas.store import SearchStore
 from nas.store.models import Architecture, EpochMetric, Search, Throughput, Trial
+from nas.typed_config import ConfigError, load
 
-STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "DUPLICATE")
+# Where each objective's noise interval lives: accuracy's 95% Wilson interval, throughput's
+# interquartile range over the timed blocks. Other objectives (params, MACs) are exact.
+NOISE_COLUMNS = {
+    "accuracy": ("accuracy_low", "accuracy_high"),
+    "throughput": ("thr_q25", "thr_q75"),
+}
 # What the front chart can put on its x axis: column, label, direction of "better".
 AXES: dict[str, tuple[str, str]] = {
     "throughput": ("throughput (img/s)", "maximize"),
@@ -68,9 +78,20 @@ def store_version(url: str) -> str:
         return "|".join(str(v) for v in conn.execute(query).one())
 
 
+def _columns(conn, model, names: Sequence[str]) -> list:
+    """``model``'s columns ``names``; NULL for any the database's table lacks (a store written
+    before the column was added), so an older run folder still opens."""
+    present = {c["name"] for c in inspect(conn).get_columns(model.__tablename__)}
+    return [getattr(model, n) if n in present else null() for n in names]
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def searches(url: str, version: str) -> pd.DataFrame:
-    """One row per search with its objectives, settings and trial counts by state."""
+    """One row per search with its objectives, settings and trial counts by state.
+
+    ``kind`` is ``search`` or ``validation`` (a higher-fidelity retraining of ``parent_id``'s
+    trials); the picker lists searches only and the validation view reads their children.
+    """
     cols = [
         Search.id,
         Search.study_name,
@@ -88,9 +109,11 @@ def searches(url: str, version: str) -> pd.DataFrame:
         Trial.search_id, Trial.state
     )
     with open_store(url).engine.connect() as conn:
-        rows = conn.execute(select(*cols).order_by(Search.id)).all()
+        extra = _columns(conn, Search, ("kind", "parent_id"))
+        rows = conn.execute(select(*cols, *extra).order_by(Search.id)).all()
         by_state = conn.execute(counts).all()
-    frame = pd.DataFrame(rows, columns=[c.key for c in cols])
+    frame = pd.DataFrame(rows, columns=[c.key for c in cols] + ["kind", "parent_id"])
+    frame["kind"] = frame["kind"].fillna("search")
     for state in STATES:
         frame[state] = 0
     for search_id, state, n in by_state:
@@ -168,15 +191,41 @@ def stage_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c.startswith("stage_")]
 
 
+def throughput_key(config: Any) -> str | None:
+    """The ``setting_key`` of the throughput rows a search measured (its ``throughput`` section),
+    or None where the stored config no longer loads (then no throughput noise is shown)."""
+    try:
+        return load(ThroughputSettings, (config or {}).get("throughput"), "throughput").key()
+    except (ConfigError, TypeError, AttributeError):
+        return None
+
+
+TRIAL_EXTRAS = (
+    "duplicate_of",
+    "reference",
+    "source_trial",
+    "val_size",
+    "seeds",
+    "accuracy_low",
+    "accuracy_high",
+    "accuracy_std",
+)
+SPREAD_KEYS = ("q25", "q75", "rounds", "repeats")
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def trials(url: str, search_id: int, version: str) -> pd.DataFrame:
-    """Every trial of a search with its architecture, in one SQL query.
+    """Every trial of a search with its architecture and throughput row, in one SQL query.
 
-    Adds the objective values (``obj_<name>``), the front membership (completed trials under
-    the search's objectives), the knee, each front point's hypervolume contribution, the
-    matching seed design, per-stage mixer labels, and ``top1``: the final accuracy, or the
-    last validation accuracy of a trial stopped early. Only scalar columns, so the cached frame
-    is cheap to hand out on every rerun.
+    Adds the objective values (``obj_<name>``), the front membership (distinct completed trials
+    under the search's objectives), the knee, each front point's hypervolume contribution, the
+    front members tied with it within noise (``tied_with``, ``tie_group``), the seed design a
+    trial evaluates (``seed``: the stored ``reference``, else a preset-hash match) and whether the
+    rest of the search dominates it (``ref_dominated``), the accuracy interval and the
+    throughput quartiles (``thr_q25``/``thr_q75`` from the search's measurement setting),
+    per-stage mixer labels, and ``top1``: the final accuracy, or the last validation accuracy of
+    a trial stopped early. Duplicates (``state`` DUPLICATE, ``duplicate_of`` the twin) never
+    count. Only scalar columns, so the cached frame is cheap to hand out on every rerun.
     """
     last_top1 = (
         select(EpochMetric.val_top1)
@@ -186,39 +235,61 @@ def trials(url: str, search_id: int, version: str) -> pd.DataFrame:
         .correlate(Trial)
         .scalar_subquery()
     )
-    cols = {
-        "number": Trial.number,
-        "state": Trial.state,
-        "reason": Trial.reason,
-        "accuracy": Trial.accuracy,
-        "throughput": Trial.throughput,
-        "values": cast(Trial.values, Text),
-        "arch_hash": Trial.arch_hash,
-        "epochs_done": Trial.epochs_done,
-        # as text: pandas parses 10k timestamps at once, far faster than row by row
-        "started_at": cast(Trial.started_at, Text),
-        "finished_at": cast(Trial.finished_at, Text),
-        "params": Architecture.params,
-        "macs": Architecture.macs,
-        "spec": cast(Architecture.spec, Text),
-        "last_top1": last_top1,
-    }
-    query = (
-        select(*cols.values())
-        .outerjoin(Architecture, Architecture.hash == Trial.arch_hash)
-        .where(Trial.search_id == search_id)
-        .order_by(Trial.number)
-    )
     with open_store(url).engine.connect() as conn:
-        rows = conn.execute(query).all()
         search = conn.execute(
             select(Search.config, Search.objectives, Search.directions).where(
                 Search.id == search_id
             )
         ).first()
-    config, objectives, directions = search if search else ({}, [], [])
+        config, objectives, directions = search if search else ({}, [], [])
+        key = throughput_key(config)
+        cols = {
+            "number": Trial.number,
+            "state": Trial.state,
+            "reason": Trial.reason,
+            "accuracy": Trial.accuracy,
+            "throughput": Trial.throughput,
+            "values": cast(Trial.values, Text),
+            "arch_hash": Trial.arch_hash,
+            "epochs_done": Trial.epochs_done,
+            # as text: pandas parses 10k timestamps at once, far faster than row by row
+            "started_at": cast(Trial.started_at, Text),
+            "finished_at": cast(Trial.finished_at, Text),
+            "params": Architecture.params,
+            "macs": Architecture.macs,
+            "spec": cast(Architecture.spec, Text),
+            "last_top1": last_top1,
+            **dict(zip(TRIAL_EXTRAS, _columns(conn, Trial, TRIAL_EXTRAS), strict=True)),
+            # the trial's own measurement setting only (one row per architecture and setting)
+            "spread": cast(Throughput.spread, Text) if key is not None else null(),
+        }
+        query = (
+            select(*cols.values())
+            .outerjoin(Architecture, Architecture.hash == Trial.arch_hash)
+            .where(Trial.search_id == search_id)
+            .order_by(Trial.number)
+        )
+        if key is not None:
+            query = query.outerjoin(
+                Throughput,
+                and_(Throughput.arch_hash == Trial.arch_hash, Throughput.setting_key == key),
+            )
+        rows = conn.execute(query).all()
     columns = dict(zip(cols, zip(*rows, strict=True), strict=True)) if rows else {}
     raw = {name: list(columns.get(name, ())) for name in cols}
+    floats = (
+        "accuracy",
+        "throughput",
+        "params",
+        "macs",
+        "last_top1",
+        "duplicate_of",
+        "source_trial",
+        "val_size",
+        "accuracy_low",
+        "accuracy_high",
+        "accuracy_std",
+    )
     frame = pd.DataFrame(
         {
             "number": np.array(raw["number"], dtype=int),
@@ -228,12 +299,22 @@ def trials(url: str, search_id: int, version: str) -> pd.DataFrame:
             "epochs_done": np.array(raw["epochs_done"], dtype=int),
             "started_at": pd.to_datetime(raw["started_at"], format="ISO8601"),
             "finished_at": pd.to_datetime(raw["finished_at"], format="ISO8601"),
-            **{
-                name: np.array(raw[name], dtype=float)
-                for name in ("accuracy", "throughput", "params", "macs", "last_top1")
-            },
+            "reference": raw["reference"],
+            "n_seeds": np.array(raw["seeds"], dtype=float),
+            **{name: np.array(raw[name], dtype=float) for name in floats},
         }
     )
+    spreads = [json.loads(v) if v and v != "null" else None for v in raw["spread"]]
+    for k in SPREAD_KEYS:
+        frame[f"thr_{k}"] = np.array(
+            [
+                float(s[k])
+                if isinstance(s, dict) and isinstance(s.get(k), (int, float))
+                else np.nan
+                for s in spreads
+            ],
+            dtype=float,
+        )
     values = [json.loads(v) if v and v != "null" else None for v in raw["values"]]
     for i, name in enumerate(objectives):
         frame[f"obj_{name}"] = np.array(
@@ -252,14 +333,91 @@ def trials(url: str, search_id: int, version: str) -> pd.DataFrame:
     with np.errstate(divide="ignore"):
         frame["latency_ms"] = 1000.0 / frame["throughput"]
     image_size = int(_space(config).get("image_size", 224))
-    frame["seed"] = frame["arch_hash"].map(preset_hashes(image_size, _template(config)))
+    presets = frame["arch_hash"].map(preset_hashes(image_size, _template(config)))
+    frame["seed"] = frame["reference"].where(frame["reference"].notna(), presets)
+    mark_duplicates(frame)
     _add_front(frame, list(objectives), list(directions))
+    _add_ties(frame, list(objectives))
+    _add_reference_dominance(frame, list(objectives), list(directions))
     return frame
+
+
+def mark_duplicates(frame: pd.DataFrame) -> None:
+    """State DUPLICATE for every trial whose architecture the search already trained.
+
+    A trial with ``duplicate_of`` is one. So is a completed trial whose architecture an earlier
+    completed trial of the search has (a store written before DUPLICATE existed recorded reused
+    results as COMPLETE); the twin kept is the reference trial, else the lowest number.
+    """
+    frame.loc[frame["duplicate_of"].notna(), "state"] = "DUPLICATE"
+    done = frame[(frame["state"] == "COMPLETE") & frame["arch_hash"].notna()]
+    if done.empty:
+        return
+    done = done.assign(_plain=done["seed"].isna()).sort_values(["_plain", "number"])
+    twin = done.groupby("arch_hash")["number"].transform("first")
+    extra = twin[twin != done["number"]]
+    frame.loc[extra.index, "state"] = "DUPLICATE"
+    frame.loc[extra.index, "duplicate_of"] = extra.astype(float)
 
 
 def objective_matrix(frame: pd.DataFrame, objectives: Sequence[str]) -> np.ndarray:
     """The objective vectors as an (n, d) float array; NaN rows where a trial has none."""
     return frame[[f"obj_{name}" for name in objectives]].to_numpy(dtype=float)
+
+
+def noise_bounds(frame: pd.DataFrame, objectives: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each objective's interval per trial as two (n, d) arrays (lows, highs).
+
+    Accuracy: the stored 95% Wilson interval; throughput: the interquartile range of the timed
+    blocks; params and MACs are exact (low == high == value), as is an objective whose interval
+    was not recorded.
+    """
+    lows, highs = [], []
+    for name in objectives:
+        value = frame[f"obj_{name}"].to_numpy(dtype=float)
+        low_col, high_col = NOISE_COLUMNS.get(name, (None, None))
+        low = frame[low_col].to_numpy(dtype=float) if low_col else value
+        high = frame[high_col].to_numpy(dtype=float) if high_col else value
+        known = ~(np.isnan(low) | np.isnan(high))
+        lows.append(np.where(known, low, value))
+        highs.append(np.where(known, high, value))
+    n = len(frame)
+    if not lows:
+        return np.empty((n, 0)), np.empty((n, 0))
+    return np.column_stack(lows), np.column_stack(highs)
+
+
+def tie_groups(tied: Sequence[Sequence[int]]) -> list[int]:
+    """Connected components of the tie graph: a group number per point, -1 if tied to none."""
+    group = [-1] * len(tied)
+    count = 0
+    for start, partners in enumerate(tied):
+        if group[start] >= 0 or not partners:
+            continue
+        group[start], stack = count, [start]
+        while stack:
+            for j in tied[stack.pop()]:
+                if group[j] < 0:
+                    group[j] = count
+                    stack.append(j)
+        count += 1
+    return group
+
+
+def dominated_by_any(points: ArrayLike, others: ArrayLike, directions: Sequence[str]) -> np.ndarray:
+    """For each row of ``points``: does some row of ``others`` dominate it?
+
+    Dominating means at least as good on every objective and better on one, under
+    ``directions``; a row with a NaN never dominates (nor is it dominated).
+    """
+    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
+    p = np.asarray(points, dtype=float).reshape(-1, len(signs)) * signs
+    o = np.asarray(others, dtype=float).reshape(-1, len(signs)) * signs
+    if not len(p) or not len(o):
+        return np.zeros(len(p), dtype=bool)
+    weakly = (o[None, :, :] <= p[:, None, :]).all(axis=2)
+    strictly = (o[None, :, :] < p[:, None, :]).any(axis=2)
+    return (weakly & strictly).any(axis=1)
 
 
 def _add_front(frame: pd.DataFrame, objectives: Sequence[str], directions: Sequence[str]) -> None:
@@ -278,6 +436,124 @@ def _add_front(frame: pd.DataFrame, objectives: Sequence[str], directions: Seque
     frame.loc[complete[mask], "hv_contribution"] = contrib[mask]
     if mask.any():
         frame.loc[complete[knee_point(points, directions)], "knee"] = True
+
+
+def _add_ties(frame: pd.DataFrame, objectives: Sequence[str]) -> None:
+    """``tied_with`` (trial numbers, as text) and ``tie_group`` of the front members."""
+    frame["tied_with"] = ""
+    frame["tie_group"] = -1
+    front = frame.index[frame["on_front"]]
+    if not objectives or len(front) < 2:
+        return
+    lows, highs = noise_bounds(frame.loc[front], objectives)
+    tied = tied_with(lows, highs)
+    numbers = frame.loc[front, "number"].to_numpy()
+    frame.loc[front, "tied_with"] = [", ".join(str(numbers[j]) for j in t) for t in tied]
+    frame.loc[front, "tie_group"] = tie_groups(tied)
+
+
+def _add_reference_dominance(
+    frame: pd.DataFrame, objectives: Sequence[str], directions: Sequence[str]
+) -> None:
+    """``ref_dominated``: is a completed seed design dominated by a non-seed completed trial?"""
+    frame["ref_dominated"] = pd.Series(pd.NA, index=frame.index, dtype="boolean")
+    done = frame["state"] == "COMPLETE"
+    refs = frame.index[done & frame["seed"].notna()]
+    if not objectives or not len(refs):
+        return
+    points = objective_matrix(frame.loc[refs], objectives)
+    keep = refs[~np.isnan(points).any(axis=1)]
+    others = objective_matrix(frame[done & frame["seed"].isna()], objectives)
+    frame.loc[keep, "ref_dominated"] = dominated_by_any(
+        objective_matrix(frame.loc[keep], objectives), others, directions
+    )
+
+
+def reference_summary(frame: pd.DataFrame) -> tuple[int, int, list[str]]:
+    """(seed designs judged, how many the search dominates, names of those it does not)."""
+    judged = frame[frame["ref_dominated"].notna()]
+    dominated = judged["ref_dominated"].astype(bool)
+    return len(judged), int(dominated.sum()), list(judged.loc[~dominated, "seed"])
+
+
+def validation_runs(searches: pd.DataFrame, search_id: int) -> pd.DataFrame:
+    """The validation runs (``kind`` validation) whose parent is search ``search_id``."""
+    parent = pd.to_numeric(searches["parent_id"], errors="coerce")
+    return searches[(searches["kind"] == "validation") & (parent == search_id)]
+
+
+def validation_front(
+    pairs: pd.DataFrame, objectives: Sequence[str], directions: Sequence[str]
+) -> np.ndarray:
+    """Non-dominated mask of validated trials at validation fidelity: the validation accuracy
+    in place of the proxy accuracy, the parent trial's other objectives unchanged."""
+    points = objective_matrix(pairs, objectives).copy()
+    if "accuracy" in objectives:
+        points[:, list(objectives).index("accuracy")] = pairs["validation"].to_numpy(float)
+    return non_dominated_mask(points, directions)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def validation_pairs(
+    url: str,
+    search_id: int,
+    child_id: int,
+    version: str,
+    objectives: tuple[str, ...],
+    directions: tuple[str, ...],
+) -> pd.DataFrame:
+    """One row per parent trial a validation run retrained: proxy and validation accuracy with
+    their intervals, the parent's objectives, its front membership and the validation front.
+
+    A validation trial names the parent trial it retrains in ``source_trial``; only completed
+    trials on both sides pair up, the newest retraining of a parent trial wins.
+    """
+    parent = trials(url, search_id, version)
+    child = trials(url, child_id, version)
+    done = parent[(parent["state"] == "COMPLETE") & parent["accuracy"].notna()]
+    proxy = done.set_index("number")
+    val = child[(child["state"] == "COMPLETE") & child["accuracy"].notna()]
+    val = val[val["source_trial"].isin(proxy.index)]
+    val = val.sort_values("number").drop_duplicates("source_trial", keep="last")
+    source = val["source_trial"].astype(int).to_numpy()
+    p = proxy.loc[source]
+    pairs = pd.DataFrame(
+        {
+            "trial": source,
+            "validation_trial": val["number"].to_numpy(),
+            "mixers": p["mixers"].to_numpy(),
+            "proxy": p["accuracy"].to_numpy(),
+            "proxy_low": p["accuracy_low"].to_numpy(),
+            "proxy_high": p["accuracy_high"].to_numpy(),
+            "validation": val["accuracy"].to_numpy(),
+            "validation_low": val["accuracy_low"].to_numpy(),
+            "validation_high": val["accuracy_high"].to_numpy(),
+            "validation_seeds": val["n_seeds"].to_numpy(),
+            "validation_images": val["val_size"].to_numpy(),
+            "on_front": p["on_front"].to_numpy(dtype=bool),
+            **{f"obj_{name}": p[f"obj_{name}"].to_numpy() for name in objectives},
+        }
+    )
+    pairs["validation_front"] = validation_front(pairs, objectives, directions)
+    pairs["holds"] = pairs["on_front"] & pairs["validation_front"]
+    return pairs.sort_values("trial").reset_index(drop=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def validation_agreement(
+    url: str,
+    search_id: int,
+    child_id: int,
+    version: str,
+    objectives: tuple[str, ...],
+    directions: tuple[str, ...],
+) -> RankAgreement | None:
+    """Kendall tau of proxy against validation accuracy with its bootstrap interval; None
+    below the 3 pairs it needs."""
+    pairs = validation_pairs(url, search_id, child_id, version, objectives, directions)
+    if len(pairs) < 3:
+        return None
+    return rank_agreement(pairs["proxy"].to_numpy(), pairs["validation"].to_numpy())
 
 
 def search_hypervolume(

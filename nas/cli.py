@@ -10,6 +10,7 @@ from nas.commands import dashboard as dashboard_commands
 from nas.commands import models as models_commands
 from nas.commands import search as search_commands
 from nas.commands import train as train_commands
+from nas.commands import validate as validate_commands
 from nas.data.commands import add_data_commands
 
 
@@ -22,12 +23,19 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard_commands.add_commands(sub)
     models_commands.add_commands(sub)
     train_commands.add_commands(sub)
+    validate_commands.add_commands(sub)
     add_data_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may follow options (nas validate RUN --epochs 18 proxy.seed=3)
+    if extra and hasattr(args, "overrides") and not any(e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
     except (ValueError, KeyError, FileNotFoundError) as err:

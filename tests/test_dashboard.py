@@ -198,8 +198,24 @@ def _study_trials(url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=study_name, storage=url).get_trials(deepcopy=False)
 
 
+def _distinct(trials) -> list[optuna.trial.FrozenTrial]:
+    """Completed trials that trained their architecture: not a duplicate (Optuna is told a
+    duplicate's twin's values), and the first of each architecture (a reference first)."""
+    done = [
+        t for t in trials if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs
+    ]
+    done.sort(key=lambda t: ("reference" not in t.user_attrs, t.number))
+    seen: set[str] = set()
+    out = []
+    for t in done:
+        if t.user_attrs.get("arch_hash") not in seen:
+            seen.add(t.user_attrs.get("arch_hash"))
+            out.append(t)
+    return sorted(out, key=lambda t: t.number)
+
+
 def _brute_force_front(trials) -> set[int]:
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    done = _distinct(trials)
     return {
         t.number
         for t in done
@@ -247,13 +263,13 @@ def test_front_table_is_exactly_the_brute_force_front(app, store_url) -> None:
     assert len(table) == len(set(table["trial"]))
     pruned = {t.number for t in trials if t.state == TrialState.PRUNED}
     assert pruned and not pruned & set(table["trial"])
-    assert (table["knee"] == "★ knee").sum() == 1
+    assert (table["knee"] == "◆ knee").sum() == 1
     assert table["HV contribution %"].sum() == pytest.approx(100.0)
 
 
 def test_evaluated_seed_design_is_marked(app, store_url) -> None:
     seeds = _table(app, "on front")
-    assert list(seeds["seed"]) == ["poolformer_s18"]
+    assert list(seeds["seed design"]) == ["★ poolformer_s18"]  # by its hash: no reference column
     trial = SearchStore(store_url, read_only=True)
     main = trial.get_search(_main_study(store_url))
     row = next(t for t in trial.trials(main.id) if t.number == int(seeds["trial"].iloc[0]))
@@ -266,10 +282,7 @@ def test_hypervolume_history_matches_recomputing_every_prefix(store_url) -> None
     version = data.store_version(store_url)
     objectives, directions = tuple(search.objectives), tuple(search.directions)
     history = data.hypervolume_history(store_url, search.id, version, objectives, directions)
-    done = sorted(
-        (t for t in study.get_trials() if t.state == TrialState.COMPLETE),
-        key=lambda t: (t.datetime_complete, t.number),
-    )
+    done = sorted(_distinct(study.get_trials()), key=lambda t: (t.datetime_complete, t.number))
     assert list(history["number"]) == [t.number for t in done]
     points = np.array([t.values for t in done])
     reference = default_reference(points, directions)
@@ -355,24 +368,34 @@ def test_real_search_front_and_trial_pages(real_app, tiny_search) -> None:
     cfg, outcome, _ = tiny_search
     trials = _study_trials(outcome.storage_url, outcome.study_name)
     table = _table(real_app, "knee")
-    assert set(table["trial"]) == _brute_force_front(trials) == {t.number for t in outcome.front}
+    distinct_front = {t.number for t in outcome.front if "duplicate_of" not in t.user_attrs}
+    assert set(table["trial"]) == _brute_force_front(trials) == distinct_front
     pruned = {t.number for t in trials if t.state == TrialState.PRUNED}
     assert pruned and not pruned & set(table["trial"])
     store = SearchStore(outcome.storage_url, read_only=True)
     search = store.get_search(outcome.study_name)
     epochs = store.epochs(search.id)
+    distinct = {t.number for t in _distinct(trials)}
     real_app.sidebar.radio(key="view").set_value("Trial").run()
     for t in trials:
         real_app.number_input(key="trial_number").set_value(t.number).run()
         assert not real_app.exception, t.number
-        assert any(f"Trial {t.number} · {t.state.name}" in h.value for h in real_app.subheader)
+        twin = t.user_attrs.get("duplicate_of")
+        duplicate = twin is not None or (
+            t.state == TrialState.COMPLETE and t.number not in distinct
+        )
+        state = "DUPLICATE" if duplicate else t.state.name
+        assert any(f"Trial {t.number} · {state}" in h.value for h in real_app.subheader)
         spec = store.architecture(t.user_attrs["arch_hash"]).spec
         drawing = next(m.value for m in real_app.markdown if 'class="nas-arch"' in m.value)
         assert drawing.count('class="block"') == sum(s["depth"] for s in spec["stages"])
         stored = [(e.epoch, e.val_top1) for number, e in epochs if number == t.number]
-        if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs:
-            assert len(stored) == cfg.proxy.epochs  # a duplicate reuses its twin's training
-        if t.state == TrialState.PRUNED:
+        if duplicate and not stored and twin is not None:
+            # never trained: the page shows its twin's learning curve
+            stored = [(e.epoch, e.val_top1) for number, e in epochs if number == twin]
+        elif t.state == TrialState.COMPLETE:
+            assert len(stored) == cfg.proxy.epochs
+        if t.state == TrialState.PRUNED and not duplicate:
             assert 1 <= len(stored) < cfg.proxy.epochs
         charts = real_app.get("plotly_chart")
         assert len(charts) == bool(stored)

@@ -25,7 +25,9 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def _brute_force_front(trials):
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    complete = [
+        t for t in trials if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs
+    ]
     front = []
     for t in complete:
         dominated = any(
@@ -41,12 +43,22 @@ def _brute_force_front(trials):
 def _check_search(outcome, cfg) -> None:
     study = optuna.load_study(study_name=outcome.study_name, storage=outcome.storage_url)
     trials = study.get_trials(deepcopy=False)
+    distinct = [t for t in trials if "duplicate_of" not in t.user_attrs]
     counted = [
-        t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        t
+        for t in distinct
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        and "reference" not in t.user_attrs
     ]
     assert len(counted) == cfg.search.trials
+    assert len({t.user_attrs["arch_hash"] for t in counted}) == len(counted), "trained twice"
     assert sorted(t.number for t in outcome.front) == _brute_force_front(trials)
     assert outcome.front, "a finished search has a front"
+    hashes = [t.user_attrs["arch_hash"] for t in outcome.front]
+    assert len(set(hashes)) == len(hashes)
+    best = [t.user_attrs["arch_hash"] for t in study.best_trials]  # what optuna-dashboard shows
+    assert sorted(best) == sorted(hashes)
+    assert study.metric_names == cfg.objective_names
 
     store = SearchStore(outcome.storage_url, read_only=True)
     search = store.get_search(outcome.study_name)
@@ -55,10 +67,17 @@ def _check_search(outcome, cfg) -> None:
     assert set(rows) == {t.number for t in trials}
     for t in trials:
         row = rows[t.number]
+        if "duplicate_of" in t.user_attrs:
+            assert row.state == "DUPLICATE" and row.duplicate_of == t.user_attrs["duplicate_of"]
+            twin = rows[row.duplicate_of]
+            assert twin.arch_hash == row.arch_hash and twin.state != "DUPLICATE"
+            continue
         assert row.state == t.state.name, (t.number, row.state, t.state)
         if t.state == TrialState.COMPLETE:
             assert row.values == pytest.approx(list(t.values))
             assert row.epochs_done == cfg.proxy.epochs
+            assert row.val_size == cfg.proxy.data.num_val and row.seeds == cfg.proxy.seeds
+            assert row.accuracy_low <= row.accuracy <= row.accuracy_high
         if t.state == TrialState.PRUNED:
             assert t.values is None  # never told with partial-budget values
             assert 1 <= row.epochs_done < cfg.proxy.epochs
@@ -74,7 +93,7 @@ def _check_search(outcome, cfg) -> None:
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert pruned, "the Pareto successive-halving pruner stopped no trial"
     assert not {t.number for t in pruned} & {t.number for t in outcome.front}
-    values = np.array([t.values for t in trials if t.state == TrialState.COMPLETE])
+    values = np.array([t.values for t in distinct if t.state == TrialState.COMPLETE])
     assert non_dominated_mask(values, cfg.directions).sum() == len(outcome.front)
     store.dispose()
 
@@ -146,8 +165,10 @@ def test_kill_9_then_resume_keeps_every_finished_trial(tmp_path: Path) -> None:
     finished_before = {n: v for n, v in before.items() if v[0] in ("COMPLETE", "PRUNED")}
     store.dispose()
     study = optuna.load_study(study_name=search.study_name, storage=cfg.storage_url())
-    running_params = {
-        t.number: t.params for t in study.trials if t.state == TrialState.RUNNING and t.params
+    running_params = {  # a duplicate waiting for its twin is not re-queued: it is re-detected
+        t.number: t.params
+        for t in study.trials
+        if t.state == TrialState.RUNNING and t.params and "duplicate_of" not in t.user_attrs
     }
 
     result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -168,7 +189,9 @@ def test_kill_9_then_resume_keeps_every_finished_trial(tmp_path: Path) -> None:
     counted = [
         t
         for t in study.trials
-        if t.state != TrialState.RUNNING and not t.user_attrs.get("interrupted")
+        if t.state != TrialState.RUNNING
+        and not t.user_attrs.get("interrupted")
+        and "duplicate_of" not in t.user_attrs
     ]
     assert len(counted) == cfg.search.trials
     assert len({t.number for t in study.trials}) == len(study.trials)

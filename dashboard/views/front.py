@@ -34,6 +34,9 @@ DETAILED_HOVER = (
     "top-1 %{customdata[3]} · %{customdata[4]} img/s · %{customdata[5]} ms<br>"
     "%{customdata[6]} M params · %{customdata[7]} GMACs<extra></extra>"
 )
+TIE_FILL = "rgba(120, 120, 120, 0.16)"
+ERROR_COLOR = "rgba(31, 59, 115, 0.55)"
+CLOUD_ERROR_COLOR = "rgba(76, 120, 168, 0.22)"
 
 
 def filter_trials(
@@ -63,20 +66,44 @@ def _detailed(frame: pd.DataFrame, fraction: bool) -> np.ndarray:
         for state, epochs in zip(frame["state"], frame["epochs_done"], strict=True)
     ]
     status = [
-        f"{s} · seed {seed}" if isinstance(seed, str) else s
+        f"{s} · ★ {seed}" if isinstance(seed, str) else s
         for s, seed in zip(status, frame["seed"], strict=True)
+    ]
+    status = [
+        f"{s} · tied with {tied}" if tied else s
+        for s, tied in zip(status, frame["tied_with"], strict=True)
     ]
 
     def fmt(col: str, spec: str, factor: float = 1.0) -> list[str]:
         return [format(v * factor, spec) if pd.notna(v) else "—" for v in frame[col]]
 
+    def interval(low: str, high: str, spec: str, factor: float = 1.0) -> list[str]:
+        return [
+            f" [{a * factor:{spec}}, {b * factor:{spec}}]" if pd.notna(a) and pd.notna(b) else ""
+            for a, b in zip(frame[low], frame[high], strict=True)
+        ]
+
+    top1 = [
+        f"{v} %{ci}"
+        for v, ci in zip(
+            fmt("top1", ".2f", scale),
+            interval("accuracy_low", "accuracy_high", ".2f", scale),
+            strict=True,
+        )
+    ]
+    speed = [
+        v + ci
+        for v, ci in zip(
+            fmt("throughput", ",.0f"), interval("thr_q25", "thr_q75", ",.0f"), strict=True
+        )
+    ]
     return np.column_stack(
         [
             frame["number"].to_numpy(),
             status,
             frame["arch"].to_numpy(),
-            [f"{v} %" for v in fmt("top1", ".2f", scale)],
-            fmt("throughput", ",.0f"),
+            top1,
+            speed,
             fmt("latency_ms", ".3f"),
             fmt("params_m", ".2f"),
             fmt("gmacs", ".2f"),
@@ -84,7 +111,90 @@ def _detailed(frame: pd.DataFrame, fraction: bool) -> np.ndarray:
     )
 
 
-def _cloud(frame: pd.DataFrame, x: str, name: str, fraction: bool, **marker) -> go.Scatter:
+def x_interval(frame: pd.DataFrame, x: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each trial's noise interval on axis ``x``: throughput's interquartile range, latency's
+    1000/q75..1000/q25; NaN where unknown (params and MACs are exact)."""
+    q25, q75 = frame["thr_q25"].to_numpy(float), frame["thr_q75"].to_numpy(float)
+    if x == "throughput":
+        return q25, q75
+    if x == "latency_ms":
+        with np.errstate(divide="ignore"):
+            return 1000.0 / q75, 1000.0 / q25
+    nan = np.full(len(frame), np.nan)
+    return nan, nan
+
+
+def error_bars(frame: pd.DataFrame, x: str, color: str, width: int = 0) -> dict:
+    """``error_x``/``error_y`` of completed points: top-1's 95% interval (in the y axis' units:
+    the stored fractions, shown as percent by the tick format) and the x axis' interval. NaN
+    where a trial has none (older rows without quartiles); none at all when nobody has one."""
+    style = {"type": "data", "symmetric": False, "color": color, "thickness": 1, "width": width}
+    out = {}
+    y = frame["top1"].to_numpy(float)
+    low, high = frame["accuracy_low"].to_numpy(float), frame["accuracy_high"].to_numpy(float)
+    if np.isfinite(low).any():
+        out["error_y"] = style | {
+            "array": np.maximum(high - y, 0.0),
+            "arrayminus": np.maximum(y - low, 0.0),
+        }
+    xv = frame[x].to_numpy(float)
+    x_low, x_high = x_interval(frame, x)
+    if np.isfinite(x_low).any():
+        out["error_x"] = style | {
+            "array": np.maximum(x_high - xv, 0.0),
+            "arrayminus": np.maximum(xv - x_low, 0.0),
+        }
+    return out
+
+
+def tie_bands(front: pd.DataFrame, x: str) -> list[go.Scatter]:
+    """A light grey box per group of front members tied within noise, spanning their intervals.
+
+    ``front`` holds the search's front members that are plotted; a group needs two of them.
+    """
+    members = front[front["tie_group"] >= 0]
+    x_low, x_high = x_interval(members, x)
+    xv = members[x].to_numpy(float)
+    y = members["top1"].to_numpy(float)
+    box = pd.DataFrame(
+        {
+            "group": members["tie_group"].to_numpy(),
+            "number": members["number"].to_numpy(),
+            "x0": np.where(np.isnan(x_low), xv, x_low),
+            "x1": np.where(np.isnan(x_high), xv, x_high),
+            "y0": members["accuracy_low"].fillna(members["top1"]).to_numpy(float),
+            "y1": members["accuracy_high"].fillna(members["top1"]).to_numpy(float),
+            "y": y,
+        }
+    )
+    bands = []
+    for _, part in box.groupby("group"):
+        if len(part) < 2:
+            continue
+        x0, x1 = part["x0"].min(), part["x1"].max()
+        y0, y1 = part["y0"].min(), part["y1"].max()
+        numbers = ", ".join(f"#{n}" for n in part["number"])
+        bands.append(
+            go.Scatter(
+                x=[x0, x1, x1, x0, x0],
+                y=[y0, y0, y1, y1, y0],
+                mode="lines",
+                fill="toself",
+                fillcolor=TIE_FILL,
+                line={"width": 0},
+                name="tied within noise",
+                legendgroup="ties",
+                showlegend=not bands,
+                hoverinfo="skip",
+                meta=numbers,
+            )
+        )
+    return bands
+
+
+def _cloud(
+    frame: pd.DataFrame, x: str, name: str, fraction: bool, errors: dict | None = None, **marker
+) -> go.Scatter:
     """A faded cloud of many trials; hover shows the number, mixers and both values."""
     kind = go.Scattergl if len(frame) >= WEBGL_FROM else go.Scatter
     y_hover = "%{y:.2%}" if fraction else "%{y:.2f} %"
@@ -94,6 +204,7 @@ def _cloud(frame: pd.DataFrame, x: str, name: str, fraction: bool, **marker) -> 
         mode="markers",
         name=name,
         marker=marker,
+        **(errors or {}),
         customdata=frame["number"].to_numpy(),
         text=frame["mixers"].to_numpy(),
         hovertemplate=f"<b>trial %{{customdata}}</b> · {name.split(' (')[0]}<br>%{{text}}<br>"
@@ -107,8 +218,13 @@ def front_figure(
     x: str,
     color_stage: int | None,
     compare: list[tuple[str, pd.DataFrame]],
+    noise: bool = True,
 ) -> go.Figure:
-    """The scatter of shown trials, the front of the shown completed trials drawn on top."""
+    """The scatter of shown trials, the front of the shown completed trials drawn on top.
+
+    With ``noise``, completed points carry their intervals as error bars and the search's front
+    members tied within noise sit in grey bands.
+    """
     label, direction = data.AXES[x]
     fraction = is_fraction(ctx.trials["top1"])
     plotted = shown[shown["top1"].notna() & np.isfinite(shown[x])]
@@ -117,7 +233,14 @@ def front_figure(
     rest = complete.drop(front.index)
     # A big cloud gets smaller, lighter points so the front stays readable above it.
     size, fade = (6, 0.35) if len(plotted) < WEBGL_FROM else (4, 0.25)
+
+    def bars(part: pd.DataFrame, color: str = ERROR_COLOR, width: int = 3) -> dict:
+        return error_bars(part, x, color, width) if noise else {}
+
     fig = go.Figure()
+    if noise:
+        for band in tie_bands(complete[complete["on_front"]], x):
+            fig.add_trace(band)
     for state, symbol in (("PRUNED", "x-thin-open"), ("FAIL", "triangle-up-open")):
         part = plotted[plotted["state"] == state]
         if len(part):
@@ -139,7 +262,14 @@ def front_figure(
         color = STATE_COLORS["COMPLETE"]
         fig.add_trace(
             _cloud(
-                rest, x, f"dominated ({len(rest)})", fraction, color=color, size=size, opacity=fade
+                rest,
+                x,
+                f"dominated ({len(rest)})",
+                fraction,
+                bars(rest, CLOUD_ERROR_COLOR, 0),
+                color=color,
+                size=size,
+                opacity=fade,
             )
         )
     else:
@@ -152,6 +282,7 @@ def front_figure(
                     x,
                     f"{mixer} ({len(part)})",
                     fraction,
+                    bars(part, CLOUD_ERROR_COLOR, 0),
                     color=mixer_color(mixer),
                     size=size,
                     opacity=fade + 0.15,
@@ -188,6 +319,7 @@ def front_figure(
             marker={"size": 10, "color": front_colors, "line": {"width": 1.5, "color": "white"}},
             customdata=_detailed(front, fraction),
             hovertemplate=DETAILED_HOVER,
+            **bars(front),
         )
     )
     seeds = complete[complete["seed"].notna()]
@@ -197,14 +329,14 @@ def front_figure(
                 x=seeds[x],
                 y=seeds["top1"],
                 mode="markers+text",
-                name="seed designs",
-                # Only seeds on the front are labelled: the rest crowd the cloud; hover names them.
-                text=[n if i in front.index else "" for i, n in seeds["seed"].items()],
+                name="seed designs (★)",
+                text=seeds["seed"].tolist(),  # few: every one is named
                 textposition="bottom center",
                 textfont={"size": 10, "color": SEED_COLOR},
                 marker={"symbol": "star", "size": 13, "color": SEED_COLOR, "line": {"width": 1}},
                 customdata=_detailed(seeds, fraction),
                 hovertemplate=DETAILED_HOVER,
+                **bars(seeds, SEED_COLOR),
             )
         )
     knee = complete[complete["knee"]]
@@ -251,13 +383,16 @@ def ranking_table(ctx: Context) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "trial": front["number"],
-            "knee": np.where(front["knee"], "★ knee", ""),
-            "seed": front["seed"].fillna(""),
+            "knee": np.where(front["knee"], "◆ knee", ""),  # the chart's diamond; ★ is a seed
+            "reference": ["★ " + n if isinstance(n, str) else "" for n in front["seed"]],
             "top-1 %": front["top1"] * scale,
+            "top-1 95% CI": _interval_text(front["accuracy_low"], front["accuracy_high"], scale),
             "img/s": front["throughput"],
+            "img/s IQR": _interval_text(front["thr_q25"], front["thr_q75"], 1.0, ".0f"),
             "latency ms": front["latency_ms"],
             "params M": front["params_m"],
             "GMACs": front["gmacs"],
+            "tied with": front["tied_with"],
             "HV contribution %": 100.0 * front["hv_contribution"] / total if total else np.nan,
             "mixers per stage": front["mixers"],
         }
@@ -268,17 +403,27 @@ def ranking_table(ctx: Context) -> pd.DataFrame:
     return table.sort_values("top-1 %", ascending=False).reset_index(drop=True)
 
 
+def _interval_text(low: pd.Series, high: pd.Series, scale: float, spec: str = ".2f") -> list[str]:
+    return [
+        f"{a * scale:{spec}}–{b * scale:{spec}}" if pd.notna(a) and pd.notna(b) else ""
+        for a, b in zip(low, high, strict=True)
+    ]
+
+
 def seed_table(ctx: Context) -> pd.DataFrame:
-    """Evaluated seed designs, as reference rows beside the front."""
-    seeds = ctx.trials[ctx.trials["seed"].notna()]
+    """Evaluated seed designs (paper designs projected onto the space), beside the front."""
+    seeds = ctx.trials[ctx.trials["seed"].notna() & (ctx.trials["state"] != "DUPLICATE")]
     scale = 100.0 if is_fraction(ctx.trials["top1"]) else 1.0
+    dominated = seeds["ref_dominated"]
     return pd.DataFrame(
         {
-            "seed": seeds["seed"],
+            "seed design": [f"★ {n}" for n in seeds["seed"]],
             "trial": seeds["number"],
             "state": seeds["state"],
             "on front": seeds["on_front"],
+            "dominated": ["" if pd.isna(d) else ("yes" if d else "no") for d in dominated],
             "top-1 %": seeds["top1"] * scale,
+            "top-1 95% CI": _interval_text(seeds["accuracy_low"], seeds["accuracy_high"], scale),
             "img/s": seeds["throughput"],
             "params M": seeds["params_m"],
             "GMACs": seeds["gmacs"],
@@ -294,6 +439,14 @@ TABLE_CONFIG = {
     "latency ms": st.column_config.NumberColumn("latency ms", format="%.2f"),
     "params M": st.column_config.NumberColumn("params M", format="%.2f"),
     "GMACs": st.column_config.NumberColumn("GMACs", format="%.2f"),
+    "tied with": st.column_config.TextColumn(
+        "tied with",
+        help="front members within noise of this one on every objective (overlapping 95% "
+        "accuracy intervals, throughput interquartile ranges; params and MACs exact)",
+    ),
+    "dominated": st.column_config.TextColumn(
+        "dominated", help="does a completed non-seed trial of the search dominate it?"
+    ),
     "HV contribution %": st.column_config.ProgressColumn(
         "HV contribution %",
         format="%.1f",
@@ -309,7 +462,7 @@ def render(ctx: Context) -> None:
     if not (frame["state"] == "COMPLETE").any():
         st.info("No trial has completed yet: the front appears with the first completed trial.")
     axis_col, scale_col, color_col, state_col = st.columns([1.3, 1, 1.2, 2])
-    mixer_col, stage_col, compare_col = st.columns([2, 1, 2.5])
+    mixer_col, stage_col, compare_col, noise_col = st.columns([2, 1, 2.5, 0.9])
     x = axis_col.selectbox(
         "x axis", list(data.AXES), format_func=lambda k: data.AXES[k][0], key="front_x"
     )
@@ -325,7 +478,11 @@ def render(ctx: Context) -> None:
     wanted = mixer_col.multiselect("uses mixer", mixers, key="front_mixers")
     stage = stage_col.selectbox("in", ["any stage", *stage_names], key="front_stage")
     searches = ctx.searches
-    others = searches[(searches["id"] != ctx.search_id) & (searches["COMPLETE"] > 0)]
+    others = searches[
+        (searches["id"] != ctx.search_id)
+        & (searches["COMPLETE"] > 0)
+        & (searches["kind"] != "validation")
+    ]
     ids = dict(zip(others["study_name"], others["id"], strict=True))
     compare_names = compare_col.multiselect(
         "overlay the fronts of other searches",
@@ -334,11 +491,18 @@ def render(ctx: Context) -> None:
         placeholder="other searches in this store" if ids else "no other search to compare",
         disabled=not ids,
     )
+    noise = noise_col.toggle(
+        "noise",
+        value=True,
+        key="front_noise",
+        help="error bars (95% top-1 interval, throughput interquartile range) and grey bands "
+        "around front members tied within noise",
+    )
     stage_index = None if stage == "any stage" else stage_names.index(stage)
     shown = filter_trials(frame, states, wanted, stage_index)
     color_stage = None if color_by == "front" else stage_names.index(color_by[:-6])
     compare = [(name, data.trials(ctx.url, int(ids[name]), ctx.version)) for name in compare_names]
-    fig = front_figure(ctx, shown, x, color_stage, compare)
+    fig = front_figure(ctx, shown, x, color_stage, compare, noise)
     fig.update_xaxes(type="log" if log_x == "log" else "linear")
     event = st.plotly_chart(
         fig,
@@ -351,7 +515,8 @@ def render(ctx: Context) -> None:
     note = (
         "The line joins the front of the trials shown (under the filters and this axis); "
         "faded points are dominated, pruned (last validation accuracy before stopping) or "
-        "failed trials."
+        "failed trials. Error bars: 95% top-1 interval and throughput interquartile range; "
+        "grey bands: front members tied within noise; ★ seed designs."
     )
     if hidden:
         note += f" {hidden} trials have no accuracy yet or are filtered out."
@@ -363,8 +528,9 @@ def render(ctx: Context) -> None:
     st.caption(
         "Completed trials no other completed trial beats on all objectives "
         f"({', '.join(f'{o} ({d[:3]})' for o, d in objectives)}). "
-        "Pruned trials never count. Click a column header to sort; HV contribution is the "
-        "hypervolume lost without the trial."
+        "Pruned trials and duplicates never count. Click a column header to sort; HV "
+        "contribution is the hypervolume lost without the trial; `tied with`: front members "
+        "within noise of it on every objective."
     )
     table = ranking_table(ctx)
     st.dataframe(
@@ -376,7 +542,10 @@ def render(ctx: Context) -> None:
     )
     seeds = seed_table(ctx)
     if len(seeds):
-        st.markdown("**Seed designs evaluated in this search** (reference points, ★ on the chart)")
+        st.markdown(
+            "**Seed designs evaluated in this search** (papers' designs projected onto the "
+            "space, ★ on the chart)"
+        )
         st.dataframe(seeds, hide_index=True, column_config=TABLE_CONFIG, key="seed_table")
 
 

@@ -148,7 +148,7 @@ def render(ctx: Context) -> None:
     jump.pills(
         "front trials",
         front["number"].tolist(),
-        format_func=lambda n: f"#{n}" + (" ★" if front.set_index("number").at[n, "knee"] else ""),
+        format_func=lambda n: _pill(front.set_index("number").loc[n], n),
         key="front_pills",
         on_change=_jump,
     )
@@ -176,10 +176,19 @@ def render(ctx: Context) -> None:
     with right:
         st.markdown("**Learning curve** (proxy training)")
         epochs = data.trial_epochs(ctx.url, ctx.search_id, int(number), ctx.version)
+        twin = twin_of(trial)
+        final = trial["accuracy"]
+        if epochs.empty and twin is not None:
+            # a duplicate was never trained: its twin's training is the one that counts
+            epochs = data.trial_epochs(ctx.url, ctx.search_id, twin, ctx.version)
+            twin_row = frame[frame["number"] == twin]
+            final = twin_row["accuracy"].iloc[0] if len(twin_row) else None
+            if not epochs.empty:
+                st.caption(f"of trial {twin}, which trained this architecture")
         if epochs.empty:
             st.info("No epoch recorded.")
         else:
-            st.plotly_chart(learning_curve(epochs, fraction, trial["accuracy"]), key="curve_chart")
+            st.plotly_chart(learning_curve(epochs, fraction, final), key="curve_chart")
         st.markdown("**Profile**")
         a, b, c, d = st.columns(4)
         a.metric("params (M)", num(trial["params_m"]))
@@ -198,6 +207,51 @@ def render(ctx: Context) -> None:
             st.caption(f"architecture hash `{arch_hash}`")
 
 
+def twin_of(trial: pd.Series) -> int | None:
+    """The trial a duplicate repeats (the one that trained its architecture), else None."""
+    twin = trial.get("duplicate_of")
+    return int(twin) if trial["state"] == "DUPLICATE" and pd.notna(twin) else None
+
+
+def _open(number: int) -> None:
+    st.session_state["trial_number"] = number
+
+
+def noise_text(trial: pd.Series, fraction: bool) -> str:
+    """How sure the trial's figures are: the accuracy interval and the throughput spread."""
+    parts = []
+    low, high = trial["accuracy_low"], trial["accuracy_high"]
+    if pd.notna(low) and pd.notna(high):
+        scale = 100.0 if fraction else 1.0
+        how = []
+        if pd.notna(trial["n_seeds"]) and pd.notna(trial["val_size"]):
+            how.append(f"{int(trial['n_seeds'])} seed(s) × {int(trial['val_size'])} images")
+        if pd.notna(trial["accuracy_std"]):
+            how.append(f"across-seed std {trial['accuracy_std'] * scale:.2f} %")
+        parts.append(
+            f"top-1 95% interval {low * scale:.2f}–{high * scale:.2f} %"
+            + (f" ({', '.join(how)})" if how else "")
+        )
+    q25, q75 = trial["thr_q25"], trial["thr_q75"]
+    if pd.notna(q25) and pd.notna(q75):
+        how = ""
+        if pd.notna(trial["thr_rounds"]) and pd.notna(trial["thr_repeats"]):
+            how = f" ({int(trial['thr_rounds'])} round(s) × {int(trial['thr_repeats'])} blocks)"
+        parts.append(f"throughput interquartile range {num(q25)}–{num(q75)} img/s{how}")
+    if trial["tied_with"]:
+        parts.append(f"tied within noise with front trials {trial['tied_with']}")
+    return " · ".join(parts)
+
+
+def _pill(row: pd.Series, number: int) -> str:
+    """``#12``, with ◆ for the knee and ★ for a seed design (as on the front chart)."""
+    return (
+        f"#{number}"
+        + (" ◆" if row["knee"] else "")
+        + (" ★" if isinstance(row["seed"], str) else "")
+    )
+
+
 def _jump() -> None:
     chosen = st.session_state.get("front_pills")
     if chosen is not None:
@@ -206,15 +260,26 @@ def _jump() -> None:
 
 def _header(ctx: Context, trial: pd.Series, fraction: bool) -> None:
     tags = [trial["state"]]
+    twin = twin_of(trial)
+    if twin is not None:
+        tags.append(f"duplicate of trial {twin}")
     if trial["on_front"]:
         tags.append("on the Pareto front")
     if trial["knee"]:
         tags.append("knee")
     if isinstance(trial["seed"], str):
-        tags.append(f"seed design {trial['seed']}")
+        tags.append(f"★ seed design {trial['seed']}")
     st.subheader(f"Trial {trial['number']} · " + " · ".join(tags))
     reason = trial["reason"] if isinstance(trial["reason"], str) else None
-    if trial["state"] == "FAIL":
+    if twin is not None:
+        st.info(
+            f"Duplicate of trial {twin}: the search had already trained this architecture, so "
+            "it was not trained again and counts on no front, ranking or hypervolume."
+        )
+        st.button(
+            f"Open trial {twin} →", on_click=_open, args=(twin,), type="primary", key="open_twin"
+        )
+    elif trial["state"] == "FAIL":
         st.error(f"Failure reason: {reason or 'not recorded'}")
     elif trial["state"] == "PRUNED":
         st.warning(f"Stopped early: {reason or 'pruned'}")
@@ -224,4 +289,7 @@ def _header(ctx: Context, trial: pd.Series, fraction: bool) -> None:
         cols = st.columns(len(ctx.objectives))
         for col, name in zip(cols, ctx.objectives, strict=True):
             col.metric(name, objective_text(name, trial[f"obj_{name}"], fraction))
+    noise = noise_text(trial, fraction)
+    if noise:
+        st.caption(noise)
     st.markdown(f"`{trial['arch']}`" if trial["arch"] else "")

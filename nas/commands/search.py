@@ -39,10 +39,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_export)
 
 
-class _LiveProgress:
-    """A progress bar over finished trials, with the counts and the current front size."""
+class LiveProgress:
+    """A progress bar over finished trials, with the counts and (given the objectives'
+    directions) the current front size."""
 
-    def __init__(self, directions: list[str]):
+    def __init__(self, directions: list[str] | None = None):
         self.bar: tqdm | None = None
         self.directions = directions
 
@@ -53,13 +54,19 @@ class _LiveProgress:
 
         if self.bar is None:
             self.bar = tqdm(total=p.requested, initial=p.finished, desc="trials", unit="trial")
-        front = 0
-        if p.completed_values:
-            front = int(non_dominated_mask(np.array(p.completed_values), self.directions).sum())
+        counts = {
+            "done": p.done,
+            "running": p.running,
+            "pruned": p.pruned,
+            "failed": p.failed,
+            "duplicates": p.duplicates,
+            "seed_designs": p.references,
+        }
+        if self.directions is not None:
+            values = np.array(p.completed_values).reshape(-1, len(self.directions))
+            counts["front"] = int(non_dominated_mask(values, self.directions).sum())
         self.bar.n = p.finished
-        self.bar.set_postfix(
-            done=p.done, running=p.running, pruned=p.pruned, failed=p.failed, front=front
-        )
+        self.bar.set_postfix(counts)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -89,36 +96,87 @@ def _search(args: argparse.Namespace) -> int:
     print(
         f"search {cfg.name}: {cfg.search.trials} trials, objectives "
         + ", ".join(f"{o.name} ({o.direction})" for o in cfg.objectives)
+        + (f", {len(cfg.references)} seed designs" if cfg.references else "")
         + f", store {cfg.storage_url()}"
     )
-    live = _LiveProgress(cfg.directions)
+    live = LiveProgress(cfg.directions)
     try:
         outcome = run_search(cfg, fresh=args.fresh, require_resume=args.resume, on_progress=live)
     finally:
         live.close()
     if outcome.resumed:
         print(f"resumed {outcome.study_name}")
+    print_summary(outcome, cfg)
+    return 0
+
+
+def _format_value(name: str, low: float, value: float, high: float) -> str:
+    """``94.1 ± 0.9`` (accuracy in %, half the 95% interval), ``4378 [4210-4460]`` (IQR)."""
+    if name == "accuracy":
+        return f"{100 * value:5.1f} ± {50 * (high - low):3.1f}"
+    def number(v: float) -> str:
+        return f"{v:.0f}" if abs(v) >= 100 else f"{v:.4g}"
+
+    if high > low:
+        return f"{number(value)} [{number(low)}-{number(high)}]"
+    return number(value)
+
+
+def print_summary(outcome, cfg) -> None:
+    """The closing report: counts, the distinct front with noise and ties, seed designs."""
+    import optuna
+
+    from nas.search.summary import front_members, reference_verdict
+    from nas.store import SearchStore
+
     counts = outcome.counts
     print(
         f"\n{outcome.study_name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
         f"{counts['FAIL']} failed in {outcome.wall_seconds / 60:.1f} min"
+        + (f", {counts['PROPOSAL']} seed designs evaluated" if counts.get("PROPOSAL") else "")
+        + (
+            f"; {counts['DUPLICATE']} proposals repeated a trained architecture (not retrained)"
+            if counts.get("DUPLICATE")
+            else ""
+        )
     )
-    names = cfg.objective_names
-    print(f"\nPareto front ({len(outcome.front)} architectures):")
-    print(f"{'trial':>5s}  " + "  ".join(f"{n:>12s}" for n in names) + "  architecture")
-    from nas.store import SearchStore
-
+    if outcome.stop_reason:
+        print(f"ended early: {outcome.stop_reason}")
+    study = optuna.load_study(study_name=outcome.study_name, storage=outcome.storage_url)
     store = SearchStore(outcome.storage_url, read_only=True)
-    for t in sorted(outcome.front, key=lambda t: t.values[0], reverse=True):
-        arch = store.architecture(t.user_attrs["arch_hash"])
-        cells = "  ".join(f"{v:12.4g}" for v in t.values)
-        print(f"{t.number:5d}  {cells}  {_describe_arch(arch.spec)}")
+    search = store.get_search(outcome.study_name)
+    members = front_members(study, search, store)
+    names = cfg.objective_names
+    print(
+        f"\nPareto front ({len(members)} architectures; accuracy in % ± half its 95% interval, "
+        "throughput [IQR]; ~N: within noise of trial N on every objective, ★: seed design):"
+    )
+    header = "  ".join(f"{n:>22s}" for n in names)
+    print(f"{'trial':>6s}  {header}  architecture")
+    for m in members:
+        cells = "  ".join(
+            f"{_format_value(n, lo, v, hi):>22s}"
+            for n, lo, v, hi in zip(names, m.lows, m.trial.values, m.highs, strict=True)
+        )
+        mark = f"★ {m.reference}: " if m.reference else ""
+        ties = f"  ~{','.join(map(str, m.tied_with))}" if m.tied_with else ""
+        arch = store.architecture(m.arch_hash)
+        print(f"{m.trial.number:6d}  {cells}  {mark}{_describe_arch(arch.spec)}{ties}")
+    tied = sum(bool(m.tied_with) for m in members)
+    if tied:
+        print(
+            f"{tied} of {len(members)} front members are tied with another within noise: "
+            "their order is not significant"
+        )
+    verdict = reference_verdict(study, cfg.directions)
+    if verdict is not None:
+        print(f"seed designs: {verdict.line()}")
     store.dispose()
     print(f"\nhypervolume: {outcome.hypervolume:.6g}")
     target = outcome.storage_url if cfg.storage else str(Path(cfg.run_dir) / cfg.name)
     print(f"dashboard:   nas dashboard {target}")
     print(f"export:      nas export {target} --search {outcome.study_name} --pick knee")
-    return 0
+    print(f"validate:    nas validate {target} --search {outcome.study_name}")
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -135,6 +193,15 @@ def _export(args: argparse.Namespace) -> int:
         f"exported trial {result.trial_number} of {result.study_name}: "
         + ", ".join(f"{k}={v:.4g}" for k, v in result.values.items())
     )
+    if result.tied_with:
+        alternatives = "; ".join(
+            f"trial {n} (" + ", ".join(f"{k}={v:.4g}" for k, v in values.items()) + ")"
+            for n, values in result.tied_with
+        )
+        print(
+            f"warning: the knee (trial {result.trial_number}) is tied within noise with "
+            f"{alternatives}: the data cannot tell them apart, consider them too"
+        )
     print(f"  {result.arch_path}\n  {result.train_path}")
     print(f"train it with:\n  {result.command}")
     return 0

@@ -1,9 +1,9 @@
 """One entry point from a typed data config to ready loaders: what the proxy trainer calls.
 
 ``build_loaders(DataConfig(...), device)`` resolves the dataset (the generated default, CIFAR,
-an ImageFolder tree or ``.beton`` files), its normalisation statistics and the loader kind, and
-returns train and validation loaders that all yield the same batch format: float
-``(B, 3, H, W)`` channels_last, normalised, on ``device``, with int64 labels.
+scikit-learn's digits, an ImageFolder tree or ``.beton`` files), its normalisation statistics
+and the loader kind, and returns train and validation loaders that all yield the same batch
+format: float ``(B, 3, H, W)`` channels_last, normalised, on ``device``, with int64 labels.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import torch
 
 from nas.data.arrays import ArrayDataset, DatasetSplits, channel_stats
 from nas.data.augment import Augment
+from nas.data.digits import MIN_RESOLUTION as DIGITS_MIN_RESOLUTION
+from nas.data.digits import check_train_per_class, digits_cache_key, load_digits_dataset
 from nas.data.ffcv_io import (
     BetonInfo,
     FFCVLoader,
@@ -38,7 +40,9 @@ from nas.data.synthetic import (
 from nas.data.tensor_loader import TensorLoader
 from nas.data.torch_loader import TorchLoader
 
-DATASETS = ("default", "cifar10", "cifar100", "imagefolder", "beton")
+DATASETS = ("default", "cifar10", "cifar100", "digits", "imagefolder", "beton")
+# Datasets that need no ``path``: generated, or shipped inside a package.
+PATHLESS = ("default", "digits")
 LOADERS = ("tensor", "ffcv", "torch")
 # Standard statistics: every loader of a dataset must normalise alike, even where computing them
 # would mean reading the whole dataset (FFCV conversion of a large ImageFolder tree).
@@ -67,10 +71,13 @@ class DataConfig:
 
     ``path``: CIFAR folder, ImageFolder root (with ``train/`` and ``val/``) or training
     ``.beton``; ``val_path``: validation folder or ``.beton`` (ImageFolder default
-    ``<path>/val``). ``resolution``: side of the generated images; for ImageFolder the side
+    ``<path>/val``); ``default`` and ``digits`` need no path. ``resolution``: side of the
+    generated images, or of the upsampled digits (``None``: 32); for ImageFolder the side
     images are resized and centre-cropped to (``None``: their own size); elsewhere it must be
-    ``None`` or the data's own size. ``num_train``, ``num_val``: the generated dataset's size;
-    ``task``: which generated task (``nearest``, the default, or ``pathfinder``);
+    ``None`` or the data's own size. ``train_per_class``: for ``digits`` only, how many training
+    images of each class to keep, drawn with ``seed`` (``None``: all 1,437; validation is always
+    the same 360; see :mod:`nas.data.digits`). ``num_train``, ``num_val``: the generated
+    dataset's size; ``task``: which generated task (``nearest``, the default, or ``pathfinder``);
     ``task_params``: overrides of its knobs, i.e. its difficulty (``num_distractors``,
     ``min_dist``, ``min_ratio``, ...; see :mod:`nas.data.synthetic`). ``crop_padding``: ``None``
     means an eighth of the side (the generated tasks keep that margin free, so crops never
@@ -87,6 +94,7 @@ class DataConfig:
     eval_batch_size: int | None = None
     num_train: int = 10_000
     num_val: int = 2_000
+    train_per_class: int | None = None
     task: str = DEFAULT_TASK
     task_params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
@@ -124,7 +132,7 @@ class DataConfig:
             raise bad("name", f"one of {DATASETS}")
         if self.loader not in LOADERS:
             raise bad("loader", f"one of {LOADERS}")
-        if self.name != "default" and not self.path:
+        if self.name not in PATHLESS and not self.path:
             raise bad("path", f"the dataset's location for name {self.name!r}")
         if self.name == "beton" and not self.val_path:
             raise bad("val_path", "the validation .beton for name 'beton'")
@@ -145,6 +153,28 @@ class DataConfig:
                 raise bad(name, f"None or an integer >= {low}")
         if self.name == "default" and self.resolution is not None and self.resolution < 16:
             raise bad("resolution", "None or an integer >= 16 for the default dataset")
+        if (
+            self.name == "digits"
+            and self.resolution is not None
+            and self.resolution < DIGITS_MIN_RESOLUTION
+        ):
+            raise bad(
+                "resolution", f"None or an integer >= {DIGITS_MIN_RESOLUTION} for name 'digits'"
+            )
+        if self.name != "digits" and self.train_per_class is not None:
+            raise bad("train_per_class", f"None for name {self.name!r} (only 'digits' takes it)")
+        if self.name == "digits" and self.train_per_class is not None:
+            try:
+                check_train_per_class(self.train_per_class)
+            except ValueError as err:
+                raise ValueError(f"data {err}") from None
+            num_train = 10 * self.train_per_class
+            if self.drop_last and num_train < self.batch_size:
+                raise bad(
+                    "batch_size",
+                    f"at most the {num_train} training images of train_per_class "
+                    f"{self.train_per_class} when drop_last is true (else an epoch has no batch)",
+                )
         if not isinstance(self.task_params, dict):
             raise bad("task_params", f"a mapping of the {self.task!r} task's knobs")
         try:
@@ -225,6 +255,8 @@ def _arrays(cfg: DataConfig) -> tuple[DatasetSplits, Stats | None]:
             read_cifar(cfg.path, cfg.name, "train"), read_cifar(cfg.path, cfg.name, "test")
         )
         return splits, KNOWN_STATS[cfg.name]
+    if cfg.name == "digits":
+        return load_digits_dataset(cfg.resolution, cfg.train_per_class, cfg.seed)
     if cfg.name == "imagefolder":
         train_dir, val_dir = _image_folder_dirs(cfg)
         splits = DatasetSplits(
@@ -259,6 +291,8 @@ def _betons(cfg: DataConfig) -> tuple[Path, Path, Stats | None]:
         return paths[0], paths[1], KNOWN_STATS["imagenet"]
     if cfg.name == "default":
         stem = cache_key(cfg.num_train, cfg.num_val, cfg.seed, _task_params(cfg))
+    elif cfg.name == "digits":
+        stem = digits_cache_key(cfg.resolution, cfg.train_per_class, cfg.seed)
     else:
         stem = _path_key(cfg.name, cfg.path)
     paths = (cache / f"{stem}-train.beton", cache / f"{stem}-val.beton")

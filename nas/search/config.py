@@ -20,6 +20,8 @@ from typing import Any, Literal
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from nas.models.spec import ArchSpec
+from nas.search.references import parse_references, project_references
 from nas.search.space import SearchSpace, SpaceError, parse_space
 from nas.training.proxy import ProxyConfig
 from nas.typed_config import ConfigError, convert, dump, load, suggest
@@ -47,6 +49,11 @@ class PrunerSettings:
 
 @dataclass(frozen=True)
 class SearchSettings:
+    """``trials`` counts distinct architectures trained: a proposal of an architecture the search
+    already trained (a duplicate) costs nothing and is told its twin's result. After
+    ``max_duplicate_asks`` proposals in a row without a new architecture the search ends early
+    (the sampler has converged or the space is exhausted)."""
+
     trials: int = 24
     max_concurrent: int = 2
     seed: int = 0
@@ -54,8 +61,11 @@ class SearchSettings:
     study: str | None = None
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     pruner: PrunerSettings = field(default_factory=PrunerSettings)
+    max_duplicate_asks: int = 50
 
     def __post_init__(self) -> None:
+        if self.max_duplicate_asks < 1:
+            raise ValueError(f"max_duplicate_asks: expected >= 1, found {self.max_duplicate_asks}")
         if self.trials < 1:
             raise ValueError(f"trials: expected >= 1, found {self.trials}")
         if self.max_concurrent < 1:
@@ -72,7 +82,11 @@ class Objective:
 
 @dataclass(frozen=True)
 class ThroughputSettings:
-    """How the full-size architecture's throughput is measured (timm benchmark style)."""
+    """How the full-size architecture's throughput is measured (timm benchmark style).
+
+    A round of ``repeats`` timed blocks whose interquartile range exceeds ``max_relative_iqr``
+    of its median is measured again, up to ``max_rounds`` rounds (null: never re-measure).
+    """
 
     device: str = "cpu"
     resolution: int | None = None
@@ -83,6 +97,17 @@ class ThroughputSettings:
     mode: Literal["inference", "train"] = "inference"
     threads: int | None = None
     repeats: int = 5
+    max_relative_iqr: float | None = 0.05
+    max_rounds: int = 3
+
+    def __post_init__(self) -> None:
+        if self.max_rounds < 1:
+            raise ValueError(f"max_rounds: expected an integer >= 1, found {self.max_rounds}")
+        if self.max_relative_iqr is not None and self.max_relative_iqr <= 0:
+            raise ValueError(
+                f"max_relative_iqr: expected null or a positive fraction, "
+                f"found {self.max_relative_iqr}"
+            )
 
     def key(self) -> str:
         """Identifies the measurement setting in the store (one architecture, many settings)."""
@@ -129,6 +154,7 @@ class SearchConfig:
     ray: RaySettings = field(default_factory=RaySettings)
     storage: str | None = None
     run_dir: str = "runs"
+    references: dict[str, ArchSpec] = field(default_factory=dict, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -169,10 +195,11 @@ _TOP_KEYS = {
     "ray",
     "storage",
     "run_dir",
+    "references",
 }
 
 
-def _apply_overrides(cfg: Any, overrides: list[str], source: str) -> None:
+def apply_overrides(cfg: Any, overrides: list[str], source: str) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
@@ -291,6 +318,7 @@ def parse_config(data: Any, default_name: str = "search") -> SearchConfig:
         ray=load(RaySettings, data.get("ray"), "ray"),
         storage=convert(str | None, data.get("storage"), "storage"),
         run_dir=convert(str, data.get("run_dir", "runs"), "run_dir"),
+        references=project_references(parse_references(data.get("references")), space),
         raw=data,
     )
 
@@ -310,7 +338,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         cfg = OmegaConf.load(path)
     except (OmegaConfBaseException, ValueError) as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    _apply_overrides(cfg, list(overrides), str(path))
+    apply_overrides(cfg, list(overrides), str(path))
     try:
         data = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as err:

@@ -9,20 +9,35 @@ partial-budget values can never reach a Pareto front.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.models.spec import SpecError
+from nas.models.spec import ArchSpec, SpecError
 from nas.search.config import SearchConfig
+from nas.search.noise import wilson_interval
 from nas.search.pruners import KNOWN_OBJECTIVES_ATTR, LEARNING_CURVE_ATTR
 from nas.store import SearchStore
 
 FINISHED = "FINISHED"
 MAX_INVALID_IN_A_ROW = 50
+DUPLICATE_CONSTRAINT = "duplicate"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """An architecture the driver evaluates whatever the sampler says, before sampling starts:
+    a seed design of a search (``attr = ("reference", name)``) or a trial a validation run
+    retrains (``("source_trial", number)``). The pair is stored as an Optuna user attribute, so a
+    resumed run knows which proposals are done. Proposals are never pruned and not counted
+    against ``search.trials``."""
+
+    spec: ArchSpec
+    attr: tuple[str, Any]
 
 
 @dataclass
@@ -34,6 +49,8 @@ class Progress:
     running: int = 0
     pruned: int = 0
     failed: int = 0
+    duplicates: int = 0
+    references: int = 0
     completed_values: list[list[float]] = field(default_factory=list)
 
     @property
@@ -52,7 +69,36 @@ def objective_values(cfg: SearchConfig, accuracy: float, measured: dict[str, Any
     return [float(by_name[name]) for name in cfg.objective_names]
 
 
+def is_duplicate(trial: FrozenTrial) -> bool:
+    return "duplicate_of" in trial.user_attrs
+
+
+def is_proposal(trial: FrozenTrial) -> bool:
+    """A seed design or a validation retraining: evaluated outside the sampler's budget."""
+    return "reference" in trial.user_attrs or "source_trial" in trial.user_attrs
+
+
+def accuracy_noise(result: dict[str, Any]) -> dict[str, Any]:
+    """The store's noise columns for a final result: validation size, seeds, 95% Wilson
+    interval of the top-1 on that validation set, across-seed standard deviation."""
+    n = result.get("val_size")
+    if not n:
+        return {}
+    low, high = wilson_interval(float(result["accuracy"]), int(n))
+    return {
+        "val_size": int(n),
+        "seeds": int(result.get("seeds") or 1),
+        "accuracy_low": low,
+        "accuracy_high": high,
+        "accuracy_std": result.get("accuracy_std"),
+    }
+
+
 class SearchDriver:
+    """Hands out architectures (proposals first, then the sampler's), records results, tells
+    outcomes. ``budget`` counts new distinct architectures from the sampler; ``sample=False``
+    evaluates the proposals only (a validation run)."""
+
     def __init__(
         self,
         cfg: SearchConfig,
@@ -64,6 +110,9 @@ class SearchDriver:
         progress: Progress,
         on_progress: Callable[[Progress], None] | None = None,
         release_lock: Callable[[str], None] | None = None,
+        proposals: Sequence[Proposal] = (),
+        sample: bool = True,
+        space_size: int | None = None,
     ):
         self.cfg = cfg
         self.study = study
@@ -74,40 +123,112 @@ class SearchDriver:
         self.progress = progress
         self._on_progress = on_progress or (lambda p: None)
         self._release_lock = release_lock or (lambda holder: None)
+        self._sample = sample
+        self._space_size = space_size
         self._asked = 0
+        self._duplicates_in_a_row = 0
+        self.stop_reason: str | None = None
         self._trials: dict[str, optuna.Trial] = {}
         self._measured: dict[str, dict[str, Any]] = {}
         self._pruned: set[str] = set()
+        self._unprunable: set[str] = set()
         self._last_epoch: dict[str, int] = {}
+        self._waiting: dict[int, list[optuna.Trial]] = {}
         self._mutex = threading.RLock()
+        done = self._finished_trials()
+        self._trained: dict[str, int] = {
+            t.user_attrs["arch_hash"]: t.number
+            for t in done
+            if "arch_hash" in t.user_attrs and not is_duplicate(t)
+        }
+        finished_attrs = {
+            (key, t.user_attrs[key])
+            for t in done
+            for key in ("reference", "source_trial")
+            if key in t.user_attrs
+        }
+        self._proposals = deque(p for p in proposals if p.attr not in finished_attrs)
+
+    def _finished_trials(self) -> list[FrozenTrial]:
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        return [
+            t
+            for t in self.study.get_trials(deepcopy=False, states=states)
+            if not t.user_attrs.get("interrupted")
+        ]
+
+    @property
+    def pending_proposals(self) -> int:
+        return len(self._proposals)
+
+    @property
+    def distinct_trained(self) -> int:
+        """Distinct architectures this search has trained or is training."""
+        return len(self._trained)
 
     # ask ---------------------------------------------------------------------------------
     def suggest(self, ray_trial_id: str) -> dict[str, Any] | str:
         """The next architecture to run, or FINISHED once the budget is handed out."""
         with self._mutex:
-            for _ in range(MAX_INVALID_IN_A_ROW):
-                if self._asked >= self.budget:
+            if self._proposals:
+                return self._start_proposal(ray_trial_id, self._proposals.popleft())
+            if not self._sample:
+                return FINISHED
+            invalid = 0
+            while self._asked < self.budget:
+                if self._exhausted():
                     return FINISHED
-                self._asked += 1
                 trial = self.study.ask()
                 try:
                     spec = self.cfg.space.sample(trial)
                 except SpecError as err:
+                    self._asked += 1
                     self._fail_unstarted(trial, f"invalid architecture: {err}")
+                    invalid += 1
+                    if invalid >= MAX_INVALID_IN_A_ROW:
+                        raise RuntimeError(
+                            f"{MAX_INVALID_IN_A_ROW} sampled architectures in a row were "
+                            "invalid; check the space's dims against its mixers' requirements"
+                        ) from None
                     continue
-                twin = self._completed_twin(spec.content_hash())
+                twin = self._trained.get(spec.content_hash())
                 if twin is not None:
-                    self._reuse(trial, twin)
+                    self._duplicate(trial, spec.content_hash(), twin)
                     continue
+                self._duplicates_in_a_row = 0
+                self._asked += 1
                 return self._start(ray_trial_id, trial, spec)
-            raise RuntimeError(
-                f"{MAX_INVALID_IN_A_ROW} sampled architectures in a row were invalid; "
-                "check the space's dims against its mixers' requirements"
-            )
+            return FINISHED
 
-    def _start(self, ray_trial_id: str, trial: optuna.Trial, spec) -> dict[str, Any]:
+    def _exhausted(self) -> bool:
+        """Whether to stop asking: every architecture of the space is trained, or the sampler
+        proposed nothing new for ``max_duplicate_asks`` asks in a row."""
+        limit = self.cfg.search.max_duplicate_asks
+        if self._space_size is not None and self.distinct_trained >= self._space_size:
+            self.stop_reason = (
+                f"the space is exhausted: all {self._space_size} distinct architectures trained"
+            )
+        elif self._duplicates_in_a_row >= limit:
+            self.stop_reason = (
+                f"the sampler proposed only known architectures for {limit} asks in a row "
+                f"(search.max_duplicate_asks); {self.distinct_trained} distinct architectures "
+                "trained"
+            )
+        return self.stop_reason is not None
+
+    def _start_proposal(self, ray_trial_id: str, proposal: Proposal) -> dict[str, Any]:
+        # Not study.ask(): that would pop a re-queued sampler trial from Optuna's waiting queue.
+        trial_id = self.study._storage.create_new_trial(self.study._study_id)
+        trial = optuna.Trial(self.study, trial_id)
+        key, value = proposal.attr
+        trial.set_user_attr(key, value)
+        self._unprunable.add(ray_trial_id)
+        return self._start(ray_trial_id, trial, proposal.spec, **{key: value})
+
+    def _start(self, ray_trial_id: str, trial: optuna.Trial, spec, **row: Any) -> dict[str, Any]:
         arch_hash = spec.content_hash()
         trial.set_user_attr("arch_hash", arch_hash)
+        self._trained.setdefault(arch_hash, trial.number)
         spec_dict = spec.to_dict()
         self.store.save_architecture(arch_hash, spec_dict, None, None)
         cached = self.store.cached_measurement(arch_hash, self.cfg.throughput.key())
@@ -118,6 +239,7 @@ class SearchDriver:
             ray_trial_id=ray_trial_id,
             arch_hash=arch_hash,
             params=dict(trial.params),
+            **row,
         )
         self._trials[ray_trial_id] = trial
         self.progress.running += 1
@@ -136,44 +258,54 @@ class SearchDriver:
             else {},
         }
 
-    def _completed_twin(self, arch_hash: str) -> FrozenTrial | None:
-        """A completed trial of this study with the same network: proxy training is
-        deterministic for the study's fixed recipe, so training it again would only repeat it."""
-        for other in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if other.user_attrs.get("arch_hash") == arch_hash:
-                return other
-        return None
-
-    def _reuse(self, trial: optuna.Trial, twin: FrozenTrial) -> None:
-        arch_hash = twin.user_attrs["arch_hash"]
+    def _duplicate(self, trial: optuna.Trial, arch_hash: str, twin: int) -> None:
+        """A proposal of an architecture already trained or training: stored once as DUPLICATE,
+        told its twin's outcome (now, or when the twin ends) so the sampler learns from it, and
+        marked infeasible so Optuna's own fronts (``best_trials``) list the twin alone."""
+        self._duplicates_in_a_row += 1
         trial.set_user_attr("arch_hash", arch_hash)
-        trial.set_user_attr("duplicate_of", twin.number)
-        for key in (KNOWN_OBJECTIVES_ATTR, LEARNING_CURVE_ATTR):
-            if key in twin.user_attrs:
-                trial.set_user_attr(key, twin.user_attrs[key])
+        trial.set_user_attr("duplicate_of", twin)
+        trial.set_constraint(DUPLICATE_CONSTRAINT, 1.0)
         self.store.add_trial(
             self.search_id,
             trial.number,
             optuna_trial_id=trial._trial_id,
             arch_hash=arch_hash,
             params=dict(trial.params),
-            reason=f"same architecture as trial {twin.number}: its result is reused",
+            state="DUPLICATE",
+            duplicate_of=twin,
+            reason=f"same architecture as trial {twin}: not trained again",
         )
-        self.study.tell(trial, list(twin.values))
-        values = list(twin.values)
-        accuracy = values[self.cfg.objective_names.index("accuracy")]
-        self.store.update_trial(
-            self.search_id,
-            trial.number,
-            state="COMPLETE",
-            accuracy=accuracy,
-            values=values,
-            throughput=self._objective(values, "throughput"),
-            epochs_done=self.cfg.proxy.epochs,
-        )
-        self.progress.done += 1
-        self.progress.completed_values.append(values)
+        self.progress.duplicates += 1
+        frozen = self._frozen(twin)
+        if frozen.state.is_finished():
+            self._tell_duplicate(trial, frozen)
+        else:
+            self._waiting.setdefault(twin, []).append(trial)
         self._on_progress(self.progress)
+
+    def _tell_duplicate(self, trial: optuna.Trial, twin: FrozenTrial) -> None:
+        if twin.state == TrialState.COMPLETE:
+            self.study.tell(trial, list(twin.values))
+            return
+        trial.set_user_attr(
+            "reason", f"same architecture as trial {twin.number} ({twin.state.name})"
+        )
+        pruned = twin.state == TrialState.PRUNED
+        self.study.tell(trial, state=TrialState.PRUNED if pruned else TrialState.FAIL)
+
+    def _tell_waiting(self, twin_number: int) -> None:
+        waiting = self._waiting.pop(twin_number, [])
+        if waiting:
+            twin = self._frozen(twin_number)
+            for trial in waiting:
+                self._tell_duplicate(trial, twin)
+
+    def _frozen(self, number: int) -> FrozenTrial:
+        storage = self.study._storage
+        return storage.get_trial(
+            storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
+        )
 
     def _objective(self, values: list[float], name: str) -> float | None:
         names = self.cfg.objective_names
@@ -261,7 +393,7 @@ class SearchDriver:
         else:  # see nas.search.pruners: the curve cannot be intermediate values here
             curve = {**trial.user_attrs.get(LEARNING_CURVE_ATTR, {}), str(epoch): accuracy}
             trial.set_user_attr(LEARNING_CURVE_ATTR, curve)
-        if epoch >= self.cfg.proxy.epochs:
+        if epoch >= self.cfg.proxy.epochs or ray_trial_id in self._unprunable:
             return False
         frozen = self.study._storage.get_trial(trial._trial_id)
         if self.pruner.prune(self.study, frozen):
@@ -277,6 +409,7 @@ class SearchDriver:
             if trial is None:
                 return
             self.progress.running -= 1
+            self._unprunable.discard(ray_trial_id)
             measured = self._measured.pop(ray_trial_id, None)
             last_epoch = self._last_epoch.pop(ray_trial_id, 0)
             result = result or {}
@@ -298,13 +431,18 @@ class SearchDriver:
                     state="COMPLETE",
                     accuracy=values[self.cfg.objective_names.index("accuracy")],
                     values=values,
+                    **accuracy_noise(result),
                 )
-                self.progress.done += 1
+                if "reference" in trial.user_attrs:
+                    self.progress.references += 1
+                else:
+                    self.progress.done += 1
                 self.progress.completed_values.append(values)
             else:
                 reason = result.get("reason") or f"trial ended with status {result.get('status')!r}"
                 self._finish(trial, TrialState.FAIL, reason)
                 self.progress.failed += 1
+            self._tell_waiting(trial.number)
             self._on_progress(self.progress)
 
     def _finish(self, trial: optuna.Trial, state: TrialState, reason: str) -> None:

@@ -16,6 +16,7 @@ from nas.export import write_export
 from nas.models.spec import ArchSpec
 from nas.search.runner import pareto_front
 from nas.search.selection import Pick, select_trial
+from nas.search.summary import front_members
 from nas.store import SearchStore, resolve_storage
 from nas.typed_config import suggest
 
@@ -28,6 +29,7 @@ class ExportResult:
     arch_path: Path
     train_path: Path
     command: str
+    tied_with: tuple[tuple[int, dict[str, float]], ...] = ()
 
 
 def export_trial(
@@ -65,6 +67,13 @@ def export_trial(
             pick,
         )
         arch = store.architecture(chosen.user_attrs["arch_hash"])
+        tied: tuple[tuple[int, dict[str, float]], ...] = ()
+        if trial_number is None and pick == "knee":
+            members = {m.trial.number: m for m in front_members(study, search, store)}
+            tied = tuple(
+                (n, dict(zip(search.objectives, members[n].trial.values, strict=True)))
+                for n in members[chosen.number].tied_with
+            )
     finally:
         store.dispose()
     spec = dataclasses.replace(
@@ -83,4 +92,5 @@ def export_trial(
         arch_path=paths.arch,
         train_path=paths.train_config,
         command=paths.command,
+        tied_with=tied,
     )

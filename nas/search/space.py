@@ -374,3 +374,64 @@ def _check_template(space: SearchSpace, where: str) -> None:
             raise SpaceError(f"{where}.{message[len('arch.') :]}") from None
         if message.startswith("arch.image_size") or message.startswith("arch.drop_path_rate"):
             raise SpaceError(f"{where}.{message[len('arch.') :]}") from None
+
+
+class _RangeParam(Exception):
+    """Raised by the enumerating sampler: a numeric range has no finite list of values."""
+
+
+class _Script:
+    """A sampler that replays a prefix of choice indices, then takes the first choice."""
+
+    def __init__(self, prefix: tuple[int, ...]):
+        self.prefix = prefix
+        self.taken: list[int] = []
+        self.sizes: list[int] = []
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        i = len(self.taken)
+        index = self.prefix[i] if i < len(self.prefix) else 0
+        self.taken.append(index)
+        self.sizes.append(len(choices))
+        return choices[index]
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
+        if low != high:
+            raise _RangeParam(name)
+        return low
+
+    def suggest_float(self, name, low, high, step=None, log=False) -> float:
+        if low != high:
+            raise _RangeParam(name)
+        return low
+
+
+def enumerate_architectures(space: SearchSpace, max_paths: int = 10_000) -> list[ArchSpec] | None:
+    """Every distinct valid architecture of ``space`` (first occurrence of each content hash),
+    or None when the space has a numeric range or more than ``max_paths`` sampling paths.
+
+    A depth-first walk of the define-by-run tree: each path fixes a prefix of choices and
+    takes the first choice afterwards; every later decision point spawns its alternatives, so
+    each path is visited once. Conditional knobs are enumerated only where they exist.
+    """
+    found: dict[str, ArchSpec] = {}
+    stack: list[tuple[int, ...]] = [()]
+    paths = 0
+    while stack:
+        prefix = stack.pop()
+        paths += 1
+        if paths > max_paths:
+            return None
+        script = _Script(prefix)
+        try:
+            spec: ArchSpec | None = space.sample(script)
+        except _RangeParam:
+            return None
+        except SpecError:
+            spec = None
+        for depth in range(len(prefix), len(script.sizes)):
+            for alternative in range(1, script.sizes[depth]):
+                stack.append((*script.taken[:depth], alternative))
+        if spec is not None:
+            found.setdefault(spec.content_hash(), spec)
+    return list(found.values())

@@ -72,14 +72,21 @@ def _measure(
                 mode=t.mode,
                 threads=t.threads,
                 repeats=t.repeats,
+                max_relative_iqr=t.max_relative_iqr,
+                max_rounds=t.max_rounds,
             )
         out.update(
             images_per_s=result.images_per_s,
             spread={
                 "min": result.min_images_per_s,
                 "max": result.max_images_per_s,
+                "q25": result.q25_images_per_s,
+                "q75": result.q75_images_per_s,
                 "iqr": result.iqr_images_per_s,
                 "relative": result.spread,
+                "relative_iqr": result.relative_iqr,
+                "rounds": result.rounds,
+                "repeats": t.repeats,
             },
             peak_memory_mb=result.peak_memory_mb,
             device_name=result.device_name,
@@ -118,7 +125,15 @@ def _measure_and_train(
 
     with lease.shared():
         result = train_proxy(spec, settings.proxy, report=report)
-    return {"status": result.status, "reason": result.reason, "accuracy": result.final_top1}
+    last = result.history[-1] if result.history else None
+    return {
+        "status": result.status,
+        "reason": result.reason,
+        "accuracy": result.final_top1,
+        "val_size": last.val_size if last else None,
+        "seeds": last.seeds if last else None,
+        "accuracy_std": last.val_top1_std if last else None,
+    }
 
 
 def _reason(err: BaseException) -> str:

@@ -50,6 +50,9 @@ class Search(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     wall_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     resumes: Mapped[int] = mapped_column(Integer, default=0)
+    # "search", or "validation": a higher-fidelity retraining of ``parent_id``'s trials
+    kind: Mapped[str] = mapped_column(String(20), default="search")
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("nas_searches.id"), nullable=True)
 
     trials: Mapped[list[Trial]] = relationship(back_populates="search")
 
@@ -67,7 +70,12 @@ class Architecture(Base):
 
 
 class Throughput(Base):
-    """Throughput of one architecture under one measurement setting (device, size, precision...)."""
+    """Throughput of one architecture under one measurement setting (device, size, precision...).
+
+    ``spread`` holds ``min``, ``max``, ``q25``, ``q75``, ``iqr``, ``relative`` ((max-min)/median)
+    and ``relative_iqr`` (iqr/median) over the kept round's timed blocks, and ``rounds`` / ``repeats``: how many measurement rounds (each of
+    ``repeats`` blocks) it took to get the relative spread under the setting's threshold.
+    """
 
     __tablename__ = "nas_throughput"
     __table_args__ = (UniqueConstraint("arch_hash", "setting_key"),)
@@ -84,7 +92,15 @@ class Throughput(Base):
 
 
 class Trial(Base):
-    """One trial of a search, linked to its Optuna trial number."""
+    """One trial of a search, linked to its Optuna trial number.
+
+    ``state`` is Optuna's (COMPLETE, PRUNED, FAIL, RUNNING) or DUPLICATE: a proposal whose
+    architecture this search already trained (``duplicate_of``), never trained again nor counted.
+    ``reference`` names the seed design a reference trial evaluates; ``source_trial`` is the
+    parent search's trial a validation trial retrains. Accuracy comes with its noise: ``val_size``
+    validation images per seed, ``seeds`` trained, the 95% Wilson interval of the pooled top-1
+    (``accuracy_low``/``accuracy_high``) and the across-seed standard deviation.
+    """
 
     __tablename__ = "nas_trials"
     __table_args__ = (UniqueConstraint("search_id", "number"),)
@@ -104,6 +120,14 @@ class Trial(Base):
     throughput: Mapped[float | None] = mapped_column(Float, nullable=True)
     values: Mapped[list | None] = mapped_column(JSON, nullable=True)
     epochs_done: Mapped[int] = mapped_column(Integer, default=0)
+    duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reference: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source_trial: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    val_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seeds: Mapped[int] = mapped_column(Integer, default=1)
+    accuracy_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    accuracy_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    accuracy_std: Mapped[float | None] = mapped_column(Float, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 

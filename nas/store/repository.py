@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas.store.engine import make_engine
@@ -25,6 +25,34 @@ class CachedMeasurement:
     peak_memory_mb: float | None
 
 
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Add the columns a newer version of a table has to a store an older version wrote.
+
+    Additive changes only (new columns, existing rows given the column's default), so an
+    existing run folder keeps working and keeps its trials; returns the ``table.column`` names
+    added.
+    """
+    existing = inspect(engine)
+    added = []
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            if not existing.has_table(table.name):
+                continue
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+                if column.default is not None and column.default.is_scalar:
+                    conn.execute(
+                        text(f'UPDATE {table.name} SET "{column.name}" = :value'),
+                        {"value": column.default.arg},
+                    )
+                added.append(f"{table.name}.{column.name}")
+    return added
+
+
 class SearchStore:
     """Search records in a SQL database (created on first use unless ``read_only``)."""
 
@@ -34,6 +62,7 @@ class SearchStore:
         self.engine = make_engine(url, read_only=read_only)
         if not read_only:
             Base.metadata.create_all(self.engine)
+            add_missing_columns(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

@@ -52,7 +52,10 @@ class ProxyConfig:
     evaluation from the first step; when it runs out the current epoch is cut short, evaluated,
     reported, and the run ends with status ``"timeout"``. ``amp`` means bf16 autocast on CUDA
     (ignored on CPU); ``threads`` fixes CPU intra-op threads (``None``: leave as is), which
-    CPU determinism across machines needs.
+    CPU determinism across machines needs. ``seeds`` trains that many initialisations
+    (``seed``, ``seed + 1``, ...; data order and images stay those of ``data``) in lockstep and
+    reports their mean each epoch, so the pruner compares means and a lucky initialisation
+    cannot carry an architecture.
     """
 
     epochs: int = 5
@@ -69,6 +72,7 @@ class ProxyConfig:
     dim_multiple: int = 8
     data: DataConfig = field(default_factory=lambda: DataConfig(resolution=32))
     seed: int = 0
+    seeds: int = 1
     device: str = "auto"
     amp: bool = True
     amp_dtype: str = "bfloat16"
@@ -85,11 +89,12 @@ class ProxyConfig:
             "width_mult": self.width_mult,
             "depth_mult": self.depth_mult,
             "dim_multiple": self.dim_multiple,
+            "seeds": self.seeds,
         }
         for key, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"proxy.{key}: expected a positive number, found {value!r}")
-        for key in ("epochs", "dim_multiple"):
+        for key in ("epochs", "dim_multiple", "seeds"):
             if not isinstance(getattr(self, key), int):
                 raise ValueError(f"proxy.{key}: expected an integer, found {getattr(self, key)!r}")
         for key in ("weight_decay", "warmup_epochs", "min_lr", "warmup_lr"):
@@ -122,7 +127,9 @@ class ProxyConfig:
 @dataclass(frozen=True)
 class EpochMetrics:
     """What the pruner sees after each epoch; ``epoch`` counts from 1, ``elapsed_s`` from the
-    first training step, ``images_per_s`` is the epoch's training rate."""
+    first training step, ``images_per_s`` is the epoch's training rate. With several seeds the
+    figures are means over them, ``val_top1_std`` their standard deviation (ddof 1) and
+    ``val_size`` the validation images each seed was scored on."""
 
     epoch: int
     val_top1: float
@@ -130,6 +137,9 @@ class EpochMetrics:
     train_loss: float
     elapsed_s: float
     images_per_s: float
+    val_size: int = 0
+    seeds: int = 1
+    val_top1_std: float | None = None
 
     def as_dict(self) -> dict[str, float]:
         return dataclasses.asdict(self)
@@ -279,7 +289,7 @@ def train_proxy(
     result = ProxyResult(status="completed", history=[])
     start = time.perf_counter()
     with torch_threads(cfg.threads):
-        epochs = _train_epochs(spec, cfg, device, bundle, result)
+        epochs = _lockstep(spec, cfg, device, bundle, result, start)
         while True:
             try:
                 metrics, timed_out = next(epochs)
@@ -316,17 +326,57 @@ def _fail(result: ProxyResult, reason: str) -> None:
     result.reason = reason
 
 
-def _train_epochs(
+def _lockstep(
     spec: ArchSpec | str | dict,
     cfg: ProxyConfig,
     device: torch.device,
     bundle: DataBundle | None,
     result: ProxyResult,
+    start: float,
 ) -> Iterator[tuple[EpochMetrics, bool]]:
-    """Build and train, yielding each epoch's metrics and whether the time budget ran out with
-    epochs left. A generator, so that the caller reports between epochs outside the code whose
-    exceptions it turns into failures."""
+    """One epoch of every seed per step, yielded as their mean (one seed: its own figures)."""
     data = bundle if bundle is not None else build_loaders(cfg.data, device)
+    runs = [
+        _train_epochs(spec, dataclasses.replace(cfg, seed=cfg.seed + k), device, data, result)
+        for k in range(cfg.seeds)
+    ]
+    try:
+        while True:
+            try:
+                step = [next(run) for run in runs]
+            except StopIteration:
+                return
+            per_seed = [m for m, _ in step]
+            top1 = torch.tensor([m.val_top1 for m in per_seed], dtype=torch.float64)
+            yield (
+                EpochMetrics(
+                    epoch=per_seed[0].epoch,
+                    val_top1=float(top1.mean()),
+                    val_loss=sum(m.val_loss for m in per_seed) / len(per_seed),
+                    train_loss=sum(m.train_loss for m in per_seed) / len(per_seed),
+                    elapsed_s=time.perf_counter() - start,
+                    images_per_s=sum(m.images_per_s for m in per_seed) / len(per_seed),
+                    val_size=per_seed[0].val_size,
+                    seeds=len(per_seed),
+                    val_top1_std=float(top1.std()) if len(per_seed) > 1 else None,
+                ),
+                any(timed_out for _, timed_out in step),
+            )
+    finally:
+        for run in runs:
+            run.close()
+
+
+def _train_epochs(
+    spec: ArchSpec | str | dict,
+    cfg: ProxyConfig,
+    device: torch.device,
+    data: DataBundle,
+    result: ProxyResult,
+) -> Iterator[tuple[EpochMetrics, bool]]:
+    """Build and train one seed, yielding each epoch's metrics and whether the time budget ran
+    out with epochs left. A generator, so that the caller reports between epochs outside the
+    code whose exceptions it turns into failures."""
     result.spec = proxy_spec(spec, cfg, image_size=data.image_size)
     seed_everything(cfg.seed)
     model = prepare_model(build_model(result.spec, data.num_classes), device, cfg.channels_last)
@@ -360,6 +410,7 @@ def _train_epochs(
             train_loss=stats.loss,
             elapsed_s=time.perf_counter() - start,
             images_per_s=stats.images_per_s,
+            val_size=val.images,
         )
         log.debug("proxy %s", metrics)
         out_of_time = deadline is not None and time.perf_counter() > deadline

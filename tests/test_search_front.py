@@ -1,0 +1,247 @@
+"""A front a researcher can trust, through real searches (local Ray, SQLite): duplicates cost
+nothing and appear once, seed designs are evaluated beside the search, a seeded sequential search
+repeats exactly, and ``nas validate`` retrains the front at a higher fidelity."""
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import scipy.stats
+import yaml
+from optuna.trial import TrialState
+
+from nas.cli import main
+from nas.search.config import load_config
+from nas.search.export import export_trial
+from nas.search.pareto import non_dominated_mask
+from nas.search.runner import run_search
+from nas.search.validation import ValidationError, run_validation
+from nas.store import SearchStore
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "search_spaces" / "tiny.yaml"
+
+FOUR = {  # 2 x 2 mixers and nothing else searched: exactly 4 distinct architectures
+    "name": "four",
+    "search": {
+        "trials": 10,
+        "max_concurrent": 2,
+        "seed": 0,
+        "sampler": {"kind": "tpe", "n_startup_trials": 2},
+        "pruner": {"kind": "pareto_sh", "min_resource": 1, "reduction_factor": 2},
+    },
+    "throughput": {"device": "cpu", "batch": 8, "threads": 1, "repeats": 3},
+    "proxy": {
+        "epochs": 2,
+        "lr": 0.003,
+        "warmup_epochs": 0.5,
+        "device": "cpu",
+        "threads": 1,
+        "data": {
+            "name": "default",
+            "resolution": 16,
+            "num_train": 256,
+            "num_val": 128,
+            "batch_size": 64,
+        },
+    },
+    "space": {
+        "image_size": 16,
+        "head": {"kind": "linear"},
+        "stages": [
+            {"depth": 1, "dim": 8, "mixer": {"choices": ["pooling", "sepconv"]}},
+            {"depth": 1, "dim": 16, "mixer": {"choices": ["pooling", "sepconv"]}},
+        ],
+    },
+}
+
+
+def _space_file(tmp_path: Path, **top) -> Path:
+    path = tmp_path / "four.yaml"
+    path.write_text(yaml.safe_dump({**FOUR, **top}))
+    return path
+
+
+def _rows(url: str, study_name: str):
+    store = SearchStore(url, read_only=True)
+    search = store.get_search(study_name)
+    rows = {r.number: r for r in store.trials(search.id)}
+    store.dispose()
+    return search, rows
+
+
+def test_duplicates_cost_nothing_and_appear_once(tmp_path: Path, capsys) -> None:
+    path = _space_file(tmp_path)
+    assert main(["search", str(path), f"run_dir={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "ended early: the space is exhausted: all 4 distinct architectures trained" in out
+
+    cfg = load_config(path, [f"run_dir={tmp_path}"])
+    store = SearchStore(cfg.storage_url(), read_only=True)
+    (search,) = store.searches()
+    study = optuna.load_study(study_name=search.study_name, storage=cfg.storage_url())
+    trained = [t for t in study.trials if "duplicate_of" not in t.user_attrs]
+    assert len(trained) == 4 and search.status == "finished"
+    assert len({t.user_attrs["arch_hash"] for t in trained}) == 4
+    rows = {r.number: r for r in store.trials(search.id)}
+    for t in study.trials:
+        if "duplicate_of" in t.user_attrs:
+            twin = study.trials[t.user_attrs["duplicate_of"]]
+            assert rows[t.number].state == "DUPLICATE"
+            assert t.state == twin.state and (t.values == twin.values)  # the sampler learns
+    complete = [t for t in trained if t.state == TrialState.COMPLETE]
+    points = np.array([t.values for t in complete])
+    brute = sorted(
+        t.number
+        for t, keep in zip(complete, non_dominated_mask(points, cfg.directions), strict=True)
+        if keep
+    )
+    assert sorted(t.number for t in study.best_trials) == brute  # as optuna-dashboard reads it
+    front_lines = [line for line in out.splitlines() if line[:6].strip().isdigit()]
+    assert sorted(int(line.split()[0]) for line in front_lines) == brute
+    exported = export_trial(tmp_path / "four", pick="max-accuracy", out_dir=tmp_path / "x")
+    assert exported.trial_number in brute
+    store.dispose()
+
+
+def test_a_search_that_proposes_only_known_architectures_ends_with_a_message(tmp_path) -> None:
+    path = _space_file(tmp_path)
+    cfg = load_config(
+        path, [f"run_dir={tmp_path}", "search.max_duplicate_asks=3", "search.sampler.kind=random"]
+    )
+    outcome = run_search(cfg)  # random search keeps re-proposing 4 architectures
+    assert outcome.stop_reason is not None
+    assert "distinct architectures" in outcome.stop_reason
+    assert outcome.counts["COMPLETE"] + outcome.counts["PRUNED"] + outcome.counts["FAIL"] <= 4
+
+
+def test_seed_designs_are_evaluated_beside_the_search(tmp_path: Path, capsys) -> None:
+    path = _space_file(tmp_path, references=["poolformer", "convformer"])
+    assert main(["search", str(path), f"run_dir={tmp_path}", "search.trials=3"]) == 0
+    out = capsys.readouterr().out
+    cfg = load_config(path, [f"run_dir={tmp_path}", "search.trials=3"])
+    store = SearchStore(cfg.storage_url(), read_only=True)
+    (search,) = store.searches()
+    study = optuna.load_study(study_name=search.study_name, storage=cfg.storage_url())
+    rows = {r.number: r for r in store.trials(search.id)}
+    references = {t.user_attrs["reference"]: t for t in study.trials if "reference" in t.user_attrs}
+    assert set(references) == {"poolformer", "convformer"}
+    for name, t in references.items():
+        assert t.state == TrialState.COMPLETE and rows[t.number].reference == name
+        assert rows[t.number].epochs_done == cfg.proxy.epochs  # never pruned
+        assert t.user_attrs["arch_hash"] == cfg.references[name].content_hash()
+    sampled = [
+        t
+        for t in study.trials
+        if "reference" not in t.user_attrs and "duplicate_of" not in t.user_attrs
+    ]
+    # the 2 architectures left after the seed designs; then the space is exhausted
+    assert len(sampled) == 2
+    searched = [t for t in sampled if t.state == TrialState.COMPLETE]
+    dominated = [
+        name
+        for name, ref in references.items()
+        if any(
+            all(a >= b for a, b in zip(s.values, ref.values, strict=True))
+            and s.values != ref.values
+            for s in searched
+        )
+    ]
+    assert f"front dominates {len(dominated)} of 2 seed designs" in out
+    assert "★ " in out or len(dominated) == 2
+    store.dispose()
+
+
+def test_a_seeded_sequential_search_repeats_exactly(tmp_path: Path) -> None:
+    overrides = [
+        f"run_dir={tmp_path}",
+        "search.trials=5",
+        "search.max_concurrent=1",
+        "proxy.data.num_train=256",
+        "proxy.data.num_val=128",
+    ]
+    cfg = load_config(TINY, overrides)
+    runs = [run_search(cfg, fresh=True) for _ in range(2)]  # the second reads cached throughput
+
+    def history(outcome):
+        study = optuna.load_study(study_name=outcome.study_name, storage=outcome.storage_url)
+        return [(t.params, t.state, t.values) for t in study.trials]
+
+    first, second = (history(o) for o in runs)
+    assert first == second
+    assert sorted(t.number for t in runs[0].front) == sorted(t.number for t in runs[1].front)
+
+
+def _copy_store(run_folder: Path, tmp_path: Path) -> Path:
+    """A private copy of the shared tiny search's store (sqlite backup), to validate into."""
+    target = tmp_path / "tiny"
+    target.mkdir()
+    source = sqlite3.connect(f"file:{run_folder / 'search.db'}?mode=ro", uri=True)
+    copy = sqlite3.connect(target / "search.db")
+    source.backup(copy)
+    source.close()
+    copy.close()
+    return target
+
+
+def test_validate_retrains_the_front_on_real_digits(tiny_search, tmp_path: Path, capsys) -> None:
+    cfg, outcome, run_folder = tiny_search
+    folder = _copy_store(run_folder, tmp_path)
+    overrides = [
+        "proxy.data.name=digits",
+        "proxy.data.train_per_class=10",
+        "proxy.data.batch_size=20",
+    ]
+    code = main(["validate", str(folder), "--sample", "2", "--epochs", "3", *overrides])
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+
+    url = f"sqlite:///{folder / 'search.db'}"
+    store = SearchStore(url, read_only=True)
+    parent, child = store.searches()
+    assert child.kind == "validation" and child.parent_id == parent.id
+    assert (
+        child.config["proxy"]["data"]["name"] == "digits" and child.config["proxy"]["epochs"] == 3
+    )
+    rows = store.trials(child.id)
+    parent_rows = {r.number: r for r in store.trials(parent.id)}
+    front = {t.number for t in outcome.front}
+    assert front <= {r.source_trial for r in rows}
+    pairs = []
+    for r in rows:
+        assert r.arch_hash == parent_rows[r.source_trial].arch_hash and r.epochs_done == 3
+        assert r.val_size == 360  # the fixed digits validation split
+        pairs.append((parent_rows[r.source_trial].accuracy, r.accuracy))
+    proxy, validated = zip(*pairs, strict=True)
+    tau = scipy.stats.kendalltau(proxy, validated).statistic
+    assert last.startswith(f"kendall tau {tau:.2f} [") and f"over {len(rows)} architectures" in last
+    points = np.array([[r.accuracy, r.throughput] for r in rows])
+    mask = non_dominated_mask(points, ["maximize", "maximize"])
+    held = sum(bool(m) for r, m in zip(rows, mask, strict=True) if r.source_trial in front)
+    assert last.endswith(f"{held} of {len(front)} front members hold")
+    store.dispose()
+
+
+def test_validate_refuses_what_it_cannot_rank(tmp_path: Path) -> None:
+    cfg = load_config(
+        TINY,
+        [
+            f"run_dir={tmp_path}",
+            "search.trials=1",
+            "proxy.data.num_train=256",
+            "proxy.data.num_val=128",
+        ],
+    )
+    run_search(cfg)
+    with pytest.raises(
+        ValidationError, match=r"has [01] completed architectures; nas validate needs at least 3"
+    ):
+        run_validation(tmp_path / "tiny")
+    store = SearchStore(cfg.storage_url())
+    (search,) = store.searches()
+    store.update_search(search.id, status="running")
+    store.dispose()
+    with pytest.raises(ValidationError, match="is running: it may still be writing the store"):
+        run_validation(tmp_path / "tiny")

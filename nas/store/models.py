@@ -73,8 +73,9 @@ class Throughput(Base):
     """Throughput of one architecture under one measurement setting (device, size, precision...).
 
     ``spread`` holds ``min``, ``max``, ``q25``, ``q75``, ``iqr``, ``relative`` ((max-min)/median)
-    and ``relative_iqr`` (iqr/median) over the kept round's timed blocks, and ``rounds`` / ``repeats``: how many measurement rounds (each of
-    ``repeats`` blocks) it took to get the relative spread under the setting's threshold.
+    and ``relative_iqr`` (iqr/median) over the kept round's timed blocks, and ``rounds`` /
+    ``repeats``: how many measurement rounds (each of ``repeats`` blocks) it took to get the
+    relative IQR under the setting's threshold.
     """
 
     __tablename__ = "nas_throughput"

@@ -107,14 +107,24 @@ def test_duplicates_cost_nothing_and_appear_once(tmp_path: Path, capsys) -> None
 
 
 def test_a_search_that_proposes_only_known_architectures_ends_with_a_message(tmp_path) -> None:
+    """A numeric range makes the space non-enumerable (8 networks in fact): only the run of
+    duplicate proposals can end the search before its budget of 20."""
     path = _space_file(tmp_path)
-    cfg = load_config(
-        path, [f"run_dir={tmp_path}", "search.max_duplicate_asks=3", "search.sampler.kind=random"]
-    )
-    outcome = run_search(cfg)  # random search keeps re-proposing 4 architectures
+    overrides = [
+        f"run_dir={tmp_path}",
+        "search.trials=20",
+        "search.max_duplicate_asks=3",
+        "search.sampler.kind=random",
+        "+space.stages.1.mlp_ratio={low: 2.0, high: 4.0, step: 2.0}",
+    ]
+    outcome = run_search(load_config(path, overrides))
     assert outcome.stop_reason is not None
-    assert "distinct architectures" in outcome.stop_reason
-    assert outcome.counts["COMPLETE"] + outcome.counts["PRUNED"] + outcome.counts["FAIL"] <= 4
+    assert outcome.stop_reason.startswith(
+        "the sampler proposed only known architectures for 3 asks in a row"
+    )
+    trained = outcome.counts["COMPLETE"] + outcome.counts["PRUNED"] + outcome.counts["FAIL"]
+    assert trained <= 8 and f"; {trained} distinct architectures trained" in outcome.stop_reason
+    assert outcome.counts["DUPLICATE"] >= 3
 
 
 def test_seed_designs_are_evaluated_beside_the_search(tmp_path: Path, capsys) -> None:

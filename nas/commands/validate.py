@@ -23,6 +23,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=int, default=10, help="other completed trials drawn (10)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: 3x the proxy's)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per architecture (1)")
+    p.add_argument(
+        "--no-references", action="store_true", help="leave the seed designs out (they cost time)"
+    )
     p.set_defaults(func=_validate)
 
 
@@ -44,6 +47,7 @@ def _validate(args: argparse.Namespace) -> int:
             seeds=args.seeds,
             overrides=args.overrides,
             on_progress=live,
+            references=not args.no_references,
         )
     finally:
         live.close()

@@ -104,16 +104,17 @@ def validation_config(
 
 
 def plan(
-    study: optuna.Study, top: int | None, sample: int, seed: int
+    study: optuna.Study, top: int | None, sample: int, seed: int, references: bool = True
 ) -> list[tuple[FrozenTrial, str]]:
-    """(trial, why) to retrain: the front (``top`` best first objective), the seed designs,
-    then ``sample`` other completed architectures drawn at random."""
+    """(trial, why) to retrain: the front (``top`` best first objective), the seed designs
+    (unless ``references`` is False), then ``sample`` other completed architectures drawn at
+    random."""
     front = sorted(pareto_front(study), key=lambda t: t.values[0], reverse=True)
     chosen = [(t, "front") for t in front[: top if top is not None else len(front)]]
     taken = {t.number for t, _ in chosen}
     complete = distinct_complete(study)
     for t in complete:
-        if "reference" in t.user_attrs and t.number not in taken:
+        if references and "reference" in t.user_attrs and t.number not in taken:
             chosen.append((t, "seed design"))
             taken.add(t.number)
     others = [t for t in complete if t.number not in taken]
@@ -132,8 +133,14 @@ def run_validation(
     seeds: int = 1,
     overrides: Sequence[str] = (),
     on_progress: Callable[[Progress], None] | None = None,
+    references: bool = True,
 ) -> tuple[SearchOutcome, ValidationReport]:
     """Retrain a finished search's front (+ seed designs, + ``sample`` others) and report."""
+    for flag, value, low in (("--top", top, 1), ("--sample", sample, 0), ("--epochs", epochs, 1)):
+        if value is not None and value < low:
+            raise ValidationError(f"{flag}: expected an integer >= {low}, found {value}")
+    if seeds < 1:
+        raise ValidationError(f"--seeds: expected an integer >= 1, found {seeds}")
     url = resolve_storage(target)
     store = SearchStore(url)
     parent = select_parent(store, str(target), study_name)
@@ -150,7 +157,7 @@ def run_validation(
             f"nas validate needs at least {MIN_ARCHITECTURES} to rank"
         )
     cfg = validation_config(parent, url, epochs, seeds, overrides)
-    chosen = plan(parent_study, top, sample, seed=cfg.search.seed)
+    chosen = plan(parent_study, top, sample, seed=cfg.search.seed, references=references)
     proposals = [
         Proposal(
             ArchSpec.from_dict(store.architecture(t.user_attrs["arch_hash"]).spec),

@@ -114,6 +114,7 @@ def _format_value(name: str, low: float, value: float, high: float) -> str:
     """``94.1 ± 0.9`` (accuracy in %, half the 95% interval), ``4378 [4210-4460]`` (IQR)."""
     if name == "accuracy":
         return f"{100 * value:5.1f} ± {50 * (high - low):3.1f}"
+
     def number(v: float) -> str:
         return f"{v:.0f}" if abs(v) >= 100 else f"{v:.4g}"
 

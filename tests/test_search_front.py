@@ -255,3 +255,84 @@ def test_validate_refuses_what_it_cannot_rank(tmp_path: Path) -> None:
     store.dispose()
     with pytest.raises(ValidationError, match="is running: it may still be writing the store"):
         run_validation(tmp_path / "tiny")
+
+
+def _scripted_run(driver, ray_id: str, accuracy: float) -> None:
+    """What the trainable reports for one architecture, told through the real driver."""
+    driver.on_result(
+        ray_id,
+        {
+            "phase": "measured",
+            "params": 1000,
+            "macs": 10**6,
+            "images_per_s": 500.0 + accuracy,
+            "newly_measured": True,
+            "spread": {"q25": 490.0, "q75": 510.0},
+        },
+    )
+    for epoch in (1, 2):
+        driver.on_result(
+            ray_id, {"phase": "epoch", "epoch": epoch, "val_top1": accuracy, "val_size": 128}
+        )
+    final = {
+        "phase": "final",
+        "status": "completed",
+        "accuracy": accuracy,
+        "val_size": 128,
+        "seeds": 1,
+    }
+    driver.on_complete(ray_id, final, error=False)
+
+
+def test_a_resumed_search_reruns_only_the_unfinished_seed_designs(tmp_path: Path) -> None:
+    """Killed while a seed design trained: the resumed driver proposes that one again and not
+    the finished one; the interrupted trial is not re-queued as a sampler trial."""
+    from nas.search.driver import FINISHED, Progress, Proposal, SearchDriver
+    from nas.search.pruners import create_pruner
+    from nas.search.runner import create_study, requeue_interrupted
+
+    path = _space_file(tmp_path, references=["poolformer", "convformer"])
+    cfg = load_config(path, [f"run_dir={tmp_path}", "search.trials=1"])
+    url = cfg.storage_url()
+    store = SearchStore(url)
+    study = create_study(url, "resume-refs", cfg)
+    search_id = store.create_search(
+        study_name="resume-refs",
+        name="four",
+        fingerprint="f",
+        config=cfg.raw,
+        objectives=cfg.objective_names,
+        directions=cfg.directions,
+        trials_requested=1,
+    ).id
+    proposals = [Proposal(spec, ("reference", name)) for name, spec in cfg.references.items()]
+
+    def driver() -> SearchDriver:
+        pruner = create_pruner("none", n_objectives=2)
+        return SearchDriver(
+            cfg, study, store, search_id, pruner, 1, Progress(1), proposals=proposals
+        )
+
+    first = driver()
+    assert first.suggest("a")["spec"] == cfg.references["poolformer"].to_dict()
+    _scripted_run(first, "a", 0.7)
+    assert first.suggest("b")["spec"] == cfg.references["convformer"].to_dict()
+    # killed here: convformer's trial is left RUNNING
+    assert requeue_interrupted(study) == []
+    second = driver()
+    assert second.pending_proposals == 1
+    assert second.suggest("c")["spec"] == cfg.references["convformer"].to_dict()
+    _scripted_run(second, "c", 0.8)
+    sampled = second.suggest("d")
+    assert sampled != FINISHED and "reference" not in study.trials[-1].user_attrs
+    _scripted_run(second, "d", 0.6)
+    assert second.suggest("e") == FINISHED
+    refs = [t for t in study.trials if "reference" in t.user_attrs]
+    assert [(t.user_attrs["reference"], t.state) for t in refs] == [
+        ("poolformer", TrialState.COMPLETE),
+        ("convformer", TrialState.FAIL),
+        ("convformer", TrialState.COMPLETE),
+    ]
+    assert refs[1].user_attrs["interrupted"]
+    assert not any("requeued_from" in t.user_attrs for t in study.trials)
+    store.dispose()

@@ -307,10 +307,6 @@ class SearchDriver:
             storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
         )
 
-    def _objective(self, values: list[float], name: str) -> float | None:
-        names = self.cfg.objective_names
-        return values[names.index(name)] if name in names else None
-
     def _fail_unstarted(self, trial: optuna.Trial, reason: str) -> None:
         trial.set_user_attr("reason", reason)
         self.store.add_trial(

@@ -116,9 +116,16 @@ def summary(search: pd.Series, frame: pd.DataFrame) -> None:
     """Trials by state, best values, hypervolume, front size and wall time."""
     objectives, directions = list(search["objectives"]), list(search["directions"])
     fraction = is_fraction(frame["top1"])
-    counts = frame["state"].value_counts()
+    sampled = frame["reference"].isna() if "reference" in frame else True
+    counts = frame.loc[sampled, "state"].value_counts()
+    seeds = int((frame.loc[~sampled, "state"] == "COMPLETE").sum()) if "reference" in frame else 0
     cols = st.columns(5 + len(objectives))
-    cols[0].metric(f"completed / {search['trials_requested']}", counts.get("COMPLETE", 0))
+    cols[0].metric(
+        f"completed / {search['trials_requested']}",
+        counts.get("COMPLETE", 0),
+        help="sampled architectures; seed designs are outside the budget"
+        + (f" ({seeds} evaluated)" if seeds else ""),
+    )
     cols[1].metric("pruned", counts.get("PRUNED", 0))
     cols[2].metric("failed · running", f"{counts.get('FAIL', 0)} · {counts.get('RUNNING', 0)}")
     for col, name, direction in zip(cols[3:], objectives, directions, strict=False):

@@ -206,7 +206,8 @@ def test_validate_retrains_the_front_on_real_digits(tiny_search, tmp_path: Path,
     ]
     code = main(["validate", str(folder), "--sample", "2", "--epochs", "3", *overrides])
     assert code == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    out = capsys.readouterr().out
+    last = out.strip().splitlines()[-1]
 
     url = f"sqlite:///{folder / 'search.db'}"
     store = SearchStore(url, read_only=True)
@@ -224,6 +225,7 @@ def test_validate_retrains_the_front_on_real_digits(tiny_search, tmp_path: Path,
         assert r.arch_hash == parent_rows[r.source_trial].arch_hash and r.epochs_done == 3
         assert r.val_size == 360  # the fixed digits validation split
         pairs.append((parent_rows[r.source_trial].accuracy, r.accuracy))
+    assert f": {len(rows)} retrained, 0 failed in " in out
     proxy, validated = zip(*pairs, strict=True)
     tau = scipy.stats.kendalltau(proxy, validated).statistic
     assert last.startswith(f"kendall tau {tau:.2f} [") and f"over {len(rows)} architectures" in last

@@ -51,9 +51,10 @@ def _validate(args: argparse.Namespace) -> int:
         )
     finally:
         live.close()
+    retrained = len(report.pairs)
     print(
-        f"\n{outcome.study_name}: {outcome.counts['COMPLETE']} retrained, "
-        f"{outcome.counts['FAIL']} failed in {outcome.wall_seconds / 60:.1f} min"
+        f"\n{outcome.study_name}: {retrained} retrained, "
+        f"{outcome.counts['PROPOSAL'] - retrained} failed in {outcome.wall_seconds / 60:.1f} min"
     )
     print(f"{'trial':>6s}  {'proxy %':>8s}  {'validation %':>12s}")
     for number, proxy, validated in report.pairs:

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import streamlit as st
-from numpy.typing import ArrayLike
 from sqlalchemy import Text, and_, cast, func, inspect, null, select
 
 from nas.models.presets import PRESETS
@@ -26,6 +25,7 @@ from nas.search.config import ThroughputSettings
 from nas.search.noise import RankAgreement, rank_agreement, tied_with
 from nas.search.pareto import (
     default_reference,
+    dominated_by,
     hypervolume,
     hypervolume_contributions,
     knee_point,
@@ -404,22 +404,6 @@ def tie_groups(tied: Sequence[Sequence[int]]) -> list[int]:
     return group
 
 
-def dominated_by_any(points: ArrayLike, others: ArrayLike, directions: Sequence[str]) -> np.ndarray:
-    """For each row of ``points``: does some row of ``others`` dominate it?
-
-    Dominating means at least as good on every objective and better on one, under
-    ``directions``; a row with a NaN never dominates (nor is it dominated).
-    """
-    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    p = np.asarray(points, dtype=float).reshape(-1, len(signs)) * signs
-    o = np.asarray(others, dtype=float).reshape(-1, len(signs)) * signs
-    if not len(p) or not len(o):
-        return np.zeros(len(p), dtype=bool)
-    weakly = (o[None, :, :] <= p[:, None, :]).all(axis=2)
-    strictly = (o[None, :, :] < p[:, None, :]).any(axis=2)
-    return (weakly & strictly).any(axis=1)
-
-
 def _add_front(frame: pd.DataFrame, objectives: Sequence[str], directions: Sequence[str]) -> None:
     """Front, knee and hypervolume contribution columns, from completed trials only."""
     frame["on_front"] = False
@@ -464,7 +448,7 @@ def _add_reference_dominance(
     points = objective_matrix(frame.loc[refs], objectives)
     keep = refs[~np.isnan(points).any(axis=1)]
     others = objective_matrix(frame[done & frame["seed"].isna()], objectives)
-    frame.loc[keep, "ref_dominated"] = dominated_by_any(
+    frame.loc[keep, "ref_dominated"] = dominated_by(
         objective_matrix(frame.loc[keep], objectives), others, directions
     )
 

@@ -19,9 +19,9 @@ import pytest
 from scipy.stats import kendalltau
 from streamlit.testing.v1 import AppTest
 
-from dashboard import data
 from nas.search.config import ThroughputSettings
 from nas.search.noise import wilson_interval
+from nas.search.pareto import dominated_by
 from nas.store import SearchStore
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
@@ -431,7 +431,7 @@ def test_dominated_by_any_matches_brute_force() -> None:
         expected = [
             any(not np.isnan(o).any() and _dominates(o, p, signs) for o in others) for p in points
         ]
-        assert list(data.dominated_by_any(points, others, directions)) == expected
+        assert list(dominated_by(points, others, directions)) == expected
 
 
 def test_duplicate_trial_points_to_its_twin(app, noisy) -> None:

@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike
 __all__ = [
     "crowding_distance",
     "default_reference",
+    "dominated_by",
     "hypervolume",
     "hypervolume_contributions",
     "knee_point",
@@ -175,6 +176,17 @@ def non_dominated_mask(points: ArrayLike, directions: Sequence[str]) -> np.ndarr
     mask = np.zeros(len(y), dtype=bool)
     mask[valid] = _nd_mask_min(y[valid])
     return mask
+
+
+def dominated_by(points: ArrayLike, others: ArrayLike, directions: Sequence[str]) -> np.ndarray:
+    """For each row of ``points``: does some row of ``others`` dominate it? (E.g. is a seed
+    design beaten by a searched architecture.) A row with NaN neither dominates nor is
+    dominated."""
+    y, valid = _to_min(points, directions)
+    o, others_valid = _to_min(others, directions)
+    out = np.zeros(len(y), dtype=bool)
+    out[valid] = _dominated_by(y[valid], o[others_valid])
+    return out
 
 
 def non_dominated_sort(points: ArrayLike, directions: Sequence[str]) -> np.ndarray:

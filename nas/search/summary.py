@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.search.config import ThroughputSettings
 from nas.search.noise import tied_with
-from nas.search.pareto import non_dominated_mask
+from nas.search.pareto import dominated_by
 from nas.search.runner import distinct_complete, pareto_front
 from nas.store import SearchStore
 from nas.store.models import Search
@@ -107,14 +107,14 @@ def reference_verdict(study: optuna.Study, directions: Sequence[str]) -> Referen
         return None
     complete = distinct_complete(study)
     searched = [t for t in complete if "reference" not in t.user_attrs]
-    dominated, kept = [], []
-    for ref in (t for t in references if t.state == TrialState.COMPLETE):
-        if searched:
-            points = np.array([ref.values] + [t.values for t in searched], dtype=float)
-            beaten = not non_dominated_mask(points, list(directions))[0]
-        else:
-            beaten = False
-        (dominated if beaten else kept).append(ref.user_attrs["reference"])
+    evaluated = [t for t in references if t.state == TrialState.COMPLETE]
+    beaten = dominated_by(
+        np.array([t.values for t in evaluated], dtype=float).reshape(-1, len(directions)),
+        np.array([t.values for t in searched], dtype=float).reshape(-1, len(directions)),
+        list(directions),
+    )
+    dominated = [t.user_attrs["reference"] for t, b in zip(evaluated, beaten, strict=True) if b]
+    kept = [t.user_attrs["reference"] for t, b in zip(evaluated, beaten, strict=True) if not b]
     failed = tuple(
         (t.user_attrs["reference"], t.user_attrs.get("reason", t.state.name))
         for t in references

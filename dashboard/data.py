@@ -21,7 +21,7 @@ from sqlalchemy import Text, and_, cast, func, inspect, null, select
 
 from nas.models.presets import PRESETS
 from nas.models.spec import BlockOverride, MixerSpec
-from nas.search.config import ThroughputSettings
+from nas.search.config import stored_throughput_key
 from nas.search.noise import RankAgreement, rank_agreement, tied_with
 from nas.search.pareto import (
     default_reference,
@@ -33,7 +33,7 @@ from nas.search.pareto import (
 )
 from nas.store import SearchStore
 from nas.store.models import Architecture, EpochMetric, Search, Throughput, Trial
-from nas.typed_config import ConfigError, load
+from nas.typed_config import ConfigError
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "DUPLICATE")
 # Where each objective's noise interval lives: accuracy's 95% Wilson interval, throughput's
@@ -195,7 +195,7 @@ def throughput_key(config: Any) -> str | None:
     """The ``setting_key`` of the throughput rows a search measured (its ``throughput`` section),
     or None where the stored config no longer loads (then no throughput noise is shown)."""
     try:
-        return load(ThroughputSettings, (config or {}).get("throughput"), "throughput").key()
+        return stored_throughput_key(config)
     except (ConfigError, TypeError, AttributeError):
         return None
 

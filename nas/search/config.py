@@ -114,6 +114,12 @@ class ThroughputSettings:
         return json.dumps(dump(self), sort_keys=True)
 
 
+def stored_throughput_key(config: dict[str, Any] | None) -> str:
+    """The measurement-setting key of a stored search configuration (``nas_searches.config``):
+    which ``nas_throughput`` rows that search measured."""
+    return load(ThroughputSettings, (config or {}).get("throughput"), "throughput").key()
+
+
 @dataclass(frozen=True)
 class Constraints:
     """Checked before any training; a violating architecture ends its trial as failed."""

@@ -13,13 +13,12 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search.config import ThroughputSettings
+from nas.search.config import stored_throughput_key
 from nas.search.noise import tied_with
 from nas.search.pareto import dominated_by
 from nas.search.runner import distinct_complete, pareto_front
 from nas.store import SearchStore
 from nas.store.models import Search
-from nas.typed_config import load
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def objective_intervals(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(n, d)`` lows and highs of every objective of ``trials``, from the store's noise."""
     rows = {r.number: r for r in store.trials(search.id)}
-    key = load(ThroughputSettings, (search.config or {}).get("throughput"), "throughput").key()
+    key = stored_throughput_key(search.config)
     lows = np.array([t.values for t in trials], dtype=float).reshape(len(trials), -1)
     highs = lows.copy()
     for i, t in enumerate(trials):

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from nas.commands import bench as bench_commands
 from nas.commands import dashboard as dashboard_commands
 from nas.commands import models as models_commands
 from nas.commands import search as search_commands
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_commands.add_commands(sub)
     train_commands.add_commands(sub)
     validate_commands.add_commands(sub)
+    bench_commands.add_commands(sub)
     add_data_commands(sub)
     return parser
 

@@ -14,10 +14,12 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, Union
 
+from nas.errors import NasError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(NasError):
     """A config value that does not fit its schema; the message starts with the key path."""
 
 

@@ -18,10 +18,11 @@ from typing import Any
 
 import yaml
 
+from nas.errors import NasError
 from nas.mixers.registry import get_mixer, suggest
 
 
-class SpecError(ValueError):
+class SpecError(NasError):
     """An invalid architecture spec; the message starts with the offending key path."""
 
 

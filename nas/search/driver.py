@@ -1,9 +1,11 @@
-"""The search driver: the one place that links Ray trials, the Optuna study and the store.
+"""The search driver: the one place that links running trials, the Optuna study and the store.
 
-Ray Tune calls it through two thin adapters (a Searcher for ask/tell, a TrialScheduler for
-results and pruning). It runs in the driver process only, which makes it the single writer of
-the database. A trial that the pruner stops is told to Optuna as PRUNED, never COMPLETE, so
-partial-budget values can never reach a Pareto front.
+It knows nothing of Ray: a trial is a ``run_id`` string. Ray Tune calls it through two thin
+adapters (a Searcher for ask/tell, a TrialScheduler for results and pruning); the benchmark
+simulator (``nas.bench.simulate``) calls the same three methods from its simulated clock, so a
+replay runs exactly the ask, dedupe, tell and rung code of a search. It runs in the driver
+process only, which makes it the single writer of the database. A trial that the pruner stops
+is told to Optuna as PRUNED, never COMPLETE, so partial-budget values never reach a front.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from nas.store import SearchStore
 FINISHED = "FINISHED"
 MAX_INVALID_IN_A_ROW = 50
 DUPLICATE_CONSTRAINT = "duplicate"
+# The user attributes that mark a proposal: a seed design, a validation retraining, a benchmark
+# table's architecture.
+PROPOSAL_ATTRS = ("reference", "source_trial", "table_arch")
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,9 @@ def is_duplicate(trial: FrozenTrial) -> bool:
 
 
 def is_proposal(trial: FrozenTrial) -> bool:
-    """A seed design or a validation retraining: evaluated outside the sampler's budget."""
-    return "reference" in trial.user_attrs or "source_trial" in trial.user_attrs
+    """A seed design, a validation retraining or a table architecture: evaluated outside the
+    sampler's budget."""
+    return any(key in trial.user_attrs for key in PROPOSAL_ATTRS)
 
 
 def accuracy_noise(result: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +150,7 @@ class SearchDriver:
         finished_attrs = {
             (key, t.user_attrs[key])
             for t in done
-            for key in ("reference", "source_trial")
+            for key in PROPOSAL_ATTRS
             if key in t.user_attrs
         }
         self._proposals = deque(p for p in proposals if p.attr not in finished_attrs)
@@ -167,11 +173,11 @@ class SearchDriver:
         return len(self._trained)
 
     # ask ---------------------------------------------------------------------------------
-    def suggest(self, ray_trial_id: str) -> dict[str, Any] | str:
+    def suggest(self, run_id: str) -> dict[str, Any] | str:
         """The next architecture to run, or FINISHED once the budget is handed out."""
         with self._mutex:
             if self._proposals:
-                return self._start_proposal(ray_trial_id, self._proposals.popleft())
+                return self._start_proposal(run_id, self._proposals.popleft())
             if not self._sample:
                 return FINISHED
             invalid = 0
@@ -197,7 +203,7 @@ class SearchDriver:
                     continue
                 self._duplicates_in_a_row = 0
                 self._asked += 1
-                return self._start(ray_trial_id, trial, spec)
+                return self._start(run_id, trial, spec)
             return FINISHED
 
     def _exhausted(self) -> bool:
@@ -216,16 +222,18 @@ class SearchDriver:
             )
         return self.stop_reason is not None
 
-    def _start_proposal(self, ray_trial_id: str, proposal: Proposal) -> dict[str, Any]:
+    def _start_proposal(self, run_id: str, proposal: Proposal) -> dict[str, Any]:
         # Not study.ask(): that would pop a re-queued sampler trial from Optuna's waiting queue.
         trial_id = self.study._storage.create_new_trial(self.study._study_id)
         trial = optuna.Trial(self.study, trial_id)
         key, value = proposal.attr
         trial.set_user_attr(key, value)
-        self._unprunable.add(ray_trial_id)
-        return self._start(ray_trial_id, trial, proposal.spec, **{key: value})
+        self._unprunable.add(run_id)
+        # a table architecture's attribute is its arch_hash, which the row holds already
+        row = {} if key == "table_arch" else {key: value}
+        return self._start(run_id, trial, proposal.spec, **row)
 
-    def _start(self, ray_trial_id: str, trial: optuna.Trial, spec, **row: Any) -> dict[str, Any]:
+    def _start(self, run_id: str, trial: optuna.Trial, spec, **row: Any) -> dict[str, Any]:
         arch_hash = spec.content_hash()
         trial.set_user_attr("arch_hash", arch_hash)
         self._trained.setdefault(arch_hash, trial.number)
@@ -236,12 +244,12 @@ class SearchDriver:
             self.search_id,
             trial.number,
             optuna_trial_id=trial._trial_id,
-            ray_trial_id=ray_trial_id,
+            ray_trial_id=run_id,
             arch_hash=arch_hash,
             params=dict(trial.params),
             **row,
         )
-        self._trials[ray_trial_id] = trial
+        self._trials[run_id] = trial
         self.progress.running += 1
         self._on_progress(self.progress)
         return {
@@ -323,27 +331,27 @@ class SearchDriver:
         self._on_progress(self.progress)
 
     # results -----------------------------------------------------------------------------
-    def on_result(self, ray_trial_id: str, result: dict[str, Any]) -> bool:
+    def on_result(self, run_id: str, result: dict[str, Any]) -> bool:
         """Record one reported result; True if the trial should be stopped (pruned)."""
         with self._mutex:
-            trial = self._trials.get(ray_trial_id)
+            trial = self._trials.get(run_id)
             if trial is None:
                 return False
             phase = result.get("phase")
             if phase == "measured":
-                self._record_measurement(ray_trial_id, trial, result)
+                self._record_measurement(run_id, trial, result)
             elif phase == "epoch":
-                return self._record_epoch(ray_trial_id, trial, result)
+                return self._record_epoch(run_id, trial, result)
             return False
 
-    def _record_measurement(self, ray_trial_id: str, trial: optuna.Trial, result: dict) -> None:
+    def _record_measurement(self, run_id: str, trial: optuna.Trial, result: dict) -> None:
         measured = {k: result.get(k) for k in ("params", "macs", "images_per_s", "peak_memory_mb")}
         # Ray flattens nested results before schedulers see them: {"spread": {"min": x}} arrives
         # as {"spread/min": x}.
         measured["spread"] = {
             k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("spread/")
         } or result.get("spread")
-        self._measured[ray_trial_id] = measured
+        self._measured[run_id] = measured
         arch_hash = trial.user_attrs["arch_hash"]
         self.store.save_architecture(arch_hash, {}, measured["params"], measured["macs"])
         if result.get("newly_measured"):
@@ -370,10 +378,10 @@ class SearchDriver:
                 },
             )
 
-    def _record_epoch(self, ray_trial_id: str, trial: optuna.Trial, result: dict) -> bool:
+    def _record_epoch(self, run_id: str, trial: optuna.Trial, result: dict) -> bool:
         epoch = int(result["epoch"])
         accuracy = float(result["val_top1"])
-        self._last_epoch[ray_trial_id] = epoch
+        self._last_epoch[run_id] = epoch
         self.store.add_epoch(
             self.search_id,
             trial.number,
@@ -389,28 +397,28 @@ class SearchDriver:
         else:  # see nas.search.pruners: the curve cannot be intermediate values here
             curve = {**trial.user_attrs.get(LEARNING_CURVE_ATTR, {}), str(epoch): accuracy}
             trial.set_user_attr(LEARNING_CURVE_ATTR, curve)
-        if epoch >= self.cfg.proxy.epochs or ray_trial_id in self._unprunable:
+        if epoch >= self.cfg.proxy.epochs or run_id in self._unprunable:
             return False
         frozen = self.study._storage.get_trial(trial._trial_id)
         if self.pruner.prune(self.study, frozen):
-            self._pruned.add(ray_trial_id)
+            self._pruned.add(run_id)
             return True
         return False
 
     # tell --------------------------------------------------------------------------------
-    def on_complete(self, ray_trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
+    def on_complete(self, run_id: str, result: dict[str, Any] | None, error: bool) -> None:
         with self._mutex:
-            trial = self._trials.pop(ray_trial_id, None)
-            self._release_lock(ray_trial_id)
+            trial = self._trials.pop(run_id, None)
+            self._release_lock(run_id)
             if trial is None:
                 return
             self.progress.running -= 1
-            self._unprunable.discard(ray_trial_id)
-            measured = self._measured.pop(ray_trial_id, None)
-            last_epoch = self._last_epoch.pop(ray_trial_id, 0)
+            self._unprunable.discard(run_id)
+            measured = self._measured.pop(run_id, None)
+            last_epoch = self._last_epoch.pop(run_id, 0)
             result = result or {}
-            if ray_trial_id in self._pruned:
-                self._pruned.discard(ray_trial_id)
+            if run_id in self._pruned:
+                self._pruned.discard(run_id)
                 self._finish(trial, TrialState.PRUNED, f"pruned after epoch {last_epoch}")
                 self.progress.pruned += 1
             elif error:

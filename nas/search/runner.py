@@ -236,11 +236,7 @@ def drive(
         completed_values=[list(t.values) for t in distinct_complete(study)],
     )
     budget = cfg.search.trials - len(counted) if sample else 0
-    pruner = create_pruner(
-        cfg.search.pruner.kind if sample else "none",
-        n_objectives=len(cfg.objectives),
-        **(_pruner_kwargs(cfg) if sample else {}),
-    )
+    pruner = search_pruner(cfg) if sample else create_pruner("none", len(cfg.objectives))
     driver = SearchDriver(
         cfg,
         study,
@@ -320,6 +316,11 @@ def drive(
         resumed=resumed,
         stop_reason=driver.stop_reason,
     )
+
+
+def search_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
+    """The pruner ``cfg.search.pruner`` describes; the benchmark simulator builds the same."""
+    return create_pruner(cfg.search.pruner.kind, len(cfg.objectives), **_pruner_kwargs(cfg))
 
 
 def _pruner_kwargs(cfg: SearchConfig) -> dict:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from nas.errors import NasError
 from nas.mixers.registry import get_mixer, list_mixers, suggest
 from nas.models.spec import ArchSpec, SpecError, expect_mapping
 
@@ -30,7 +31,7 @@ class ParamSampler(Protocol):
     ) -> float: ...
 
 
-class SpaceError(ValueError):
+class SpaceError(NasError):
     """An invalid search space; the message starts with the key path."""
 
 

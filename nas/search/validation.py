@@ -23,6 +23,7 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.errors import NasError
 from nas.models.spec import ArchSpec
 from nas.search.config import SearchConfig, apply_overrides, parse_config
 from nas.search.driver import Progress, Proposal
@@ -44,7 +45,7 @@ from nas.typed_config import ConfigError, suggest
 MIN_ARCHITECTURES = 3
 
 
-class ValidationError(ValueError):
+class ValidationError(NasError):
     """A validation that cannot run; the message is one line saying why."""
 
 

@@ -270,7 +270,9 @@ def test_bad_tables_and_methods_get_one_line_errors(tmp_path: Path) -> None:
     junk.write_text("not parquet")
     with pytest.raises(BenchError, match="not a Parquet table"):
         read_table(junk)
-    with pytest.raises(BenchError, match=r"unknown method 'tpe\+pareto' \(did you mean 'tpe\+pareto_sh'"):
+    with pytest.raises(
+        BenchError, match=r"unknown method 'tpe\+pareto' \(did you mean 'tpe\+pareto_sh'"
+    ):
         parse_method("tpe+pareto")
     variant = parse_method("tpe+pareto_sh:search.sampler.n_startup_trials=16")
     assert variant.overrides[-1] == "search.sampler.n_startup_trials=16"
@@ -289,3 +291,22 @@ def test_simulate_command_writes_curves_summary_and_plot(built, tmp_path: Path, 
     assert seeds == {"0", "1", "2", "iqm", "low", "high"}
     assert (tmp_path / "t_summary.csv").read_text().count("\n") == 3
     assert (tmp_path / "t.png").stat().st_size > 10_000
+
+
+def test_prescreen_trains_the_best_scoring_of_two_proposals(built) -> None:
+    """A replay with a pre-screen: every trained proposal outscored the one failed beside it,
+    and the failed ones are told FAIL, marked, and not counted as trials."""
+    from nas.bench.simulate import Method
+
+    table = read_table(built[0])
+    for arch in table.archs.values():
+        arch.zero_cost["naswot"] = float(arch.params)  # a score with a known order
+    method = Method(
+        "p",
+        ("search.sampler.kind=random", "search.pruner.kind=none", "prescreen.proxy=naswot"),
+    )
+    replay = simulate(table, method, seed=0, workers=1, budget_s=1e9)
+    assert replay.prescreened > 0
+    assert replay.trials == len({h for _, h in replay.completions})
+    for kept, dropped in replay.prescreen_pairs:
+        assert table.archs[kept].params >= table.archs[dropped].params

@@ -40,8 +40,12 @@ class Method:
     overrides: tuple[str, ...] = ()
     oracle: bool = False
     description: str = ""
+    peer: bool = False  # run by Syne Tune on its own tabular backend (nas.bench.peers)
 
 
+# The zero-cost proxy of the pre-screen method: the learned proxy nas bench zero-cost ranked best on
+# the shipped table, though none beats chance there (README, "Zero-cost proxies").
+PRESCREEN_PROXY = "naswot"
 # The default (``tpe+pareto_sh``) is the table's own search section: what nas search runs.
 METHODS: dict[str, Method] = {
     m.name: m
@@ -80,7 +84,19 @@ METHODS: dict[str, Method] = {
             ),
             description="naive baseline: single-objective TPE on accuracy + median pruning",
         ),
+        Method(
+            "tpe+pareto_sh+prescreen",
+            (
+                "search.sampler.kind=tpe",
+                "search.pruner.kind=pareto_sh",
+                f"prescreen.proxy={PRESCREEN_PROXY}",
+                "prescreen.keep=0.5",
+            ),
+            description=f"the default with a {PRESCREEN_PROXY} pre-screen keeping 1 of 2",
+        ),
         Method("oracle", oracle=True, description="proposes the table's front (HV 1.0)"),
+        Method("st_moasha", peer=True, description="Syne Tune's MOASHA (rung fix, see peers)"),
+        Method("st_random", peer=True, description="Syne Tune's random search"),
     )
 }
 DEFAULT_METHODS = (
@@ -136,6 +152,8 @@ class Replay:
     trials: int = 0
     pruned: int = 0
     duplicates: int = 0
+    prescreened: int = 0
+    prescreen_pairs: list[tuple[str, str]] = field(default_factory=list)  # (trained, dropped)
     wall_seconds: float = 0.0
     stop_reason: str | None = None
 
@@ -196,12 +214,20 @@ def simulate(
         proposals=proposals,
         sample=not method.oracle,
         space_size=len(table.archs),
+        scorer=table_scorer(table, cfg.prescreen.proxy) if cfg.prescreen.proxy else None,
     )
     replay = Replay(method.name, seed)
     Clock(table, driver, workers, budget_s, table_seed, replay).run()
     replay.trials = progress.done + progress.pruned + progress.failed + progress.references
     replay.pruned = progress.pruned
     replay.duplicates = progress.duplicates
+    replay.prescreened = progress.prescreened
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    replay.prescreen_pairs = [
+        (by_number[t.user_attrs["prescreened"]].user_attrs["arch_hash"], t.user_attrs["arch_hash"])
+        for t in by_number.values()
+        if "prescreened" in t.user_attrs
+    ]
     replay.stop_reason = driver.stop_reason
     store.dispose()
     replay.wall_seconds = time.perf_counter() - start
@@ -305,6 +331,17 @@ class Clock:
         return arch.curves[self.table_seed]
 
 
+def table_scorer(table: BenchTable, proxy: str) -> Callable[[ArchSpec], float]:
+    """The pre-screen's scores as the table recorded them (nas bench zero-cost)."""
+    missing = [a.arch_hash for a in table.archs.values() if proxy not in a.zero_cost]
+    if missing:
+        raise BenchError(
+            f"prescreen.proxy {proxy!r}: {len(missing)} of the table's {len(table.archs)} "
+            f"architectures have no {proxy} score; run nas bench zero-cost on the table first"
+        )
+    return lambda spec: table.archs[spec.content_hash()].zero_cost[proxy]
+
+
 def measured_result(arch: TableArch) -> dict[str, Any]:
     return {
         "phase": "measured",
@@ -349,6 +386,14 @@ def _init_worker(table: BenchTable) -> None:
 def _replay_job(job: tuple[Method, int, int, float, int]) -> Replay:
     method, seed, workers, budget_s, table_seed = job
     assert _TABLE is not None
+    if method.peer:
+        from nas.bench.peers import run_syne_tune
+
+        start = time.perf_counter()
+        completions = run_syne_tune(_TABLE, method.name, seed, workers, budget_s, table_seed)
+        replay = Replay(method.name, seed, completions, trials=len(completions))
+        replay.wall_seconds = time.perf_counter() - start
+        return replay
     return simulate(_TABLE, method, seed, workers, budget_s, table_seed)
 
 

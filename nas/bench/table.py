@@ -60,6 +60,7 @@ class TableArch:
     status: str
     reason: str | None = None
     curves: dict[int, Curve] = field(default_factory=dict)
+    zero_cost: dict[str, float] = field(default_factory=dict)  # nas bench zero-cost
 
     @property
     def completed(self) -> bool:
@@ -111,7 +112,9 @@ class BenchTable:
         import pyarrow.parquet as pq
 
         rows = list(self._rows())
-        columns = {name: [r[name] for r in rows] for name in _COLUMNS}
+        scored = sorted({name for a in self.archs.values() for name in a.zero_cost})
+        names = [*_COLUMNS, *(ZERO_COST_PREFIX + n for n in scored)]
+        columns = {name: [r.get(name) for r in rows] for name in names}
         table = pa.table(columns)
         meta = {
             "format": TABLE_FORMAT,
@@ -139,6 +142,7 @@ class BenchTable:
                 "measure_s": a.measure_s,
                 "status": a.status,
                 "reason": a.reason,
+                **{ZERO_COST_PREFIX + n: v for n, v in a.zero_cost.items()},
             }
             if not a.curves:
                 yield {**common, **_EMPTY_EPOCH}
@@ -157,6 +161,7 @@ class BenchTable:
                     }
 
 
+ZERO_COST_PREFIX = "zc_"
 _COLUMNS = (
     "arch_hash",
     "seed",
@@ -212,8 +217,9 @@ def read_table(path: str | Path) -> BenchTable:
     missing = [c for c in _COLUMNS if c not in parquet.column_names]
     if missing:
         raise BenchError(f"{path}: columns {missing} are missing")
-    columns = {name: parquet.column(name).to_pylist() for name in _COLUMNS}
-    rows = [dict(zip(_COLUMNS, v, strict=True)) for v in zip(*columns.values(), strict=True)]
+    names = [*_COLUMNS, *(c for c in parquet.column_names if c.startswith(ZERO_COST_PREFIX))]
+    columns = {name: parquet.column(name).to_pylist() for name in names}
+    rows = [dict(zip(names, v, strict=True)) for v in zip(*columns.values(), strict=True)]
     by_arch: dict[str, list[dict]] = {}
     for row in rows:
         by_arch.setdefault(row["arch_hash"], []).append(row)
@@ -242,6 +248,11 @@ def read_table(path: str | Path) -> BenchTable:
             status=first["status"],
             reason=first["reason"],
             curves=curves,
+            zero_cost={
+                k[len(ZERO_COST_PREFIX) :]: float(v)
+                for k, v in first.items()
+                if k.startswith(ZERO_COST_PREFIX) and v is not None
+            },
         )
     config = meta.pop("config")
     meta.pop("format")

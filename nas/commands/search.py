@@ -62,6 +62,8 @@ class LiveProgress:
             "duplicates": p.duplicates,
             "seed_designs": p.references,
         }
+        if p.prescreened:
+            counts["prescreened"] = p.prescreened
         if self.directions is not None:
             values = np.array(p.completed_values).reshape(-1, len(self.directions))
             counts["front"] = int(non_dominated_mask(values, self.directions).sum())
@@ -138,6 +140,11 @@ def print_summary(outcome, cfg) -> None:
         + (
             f"; {counts['DUPLICATE']} proposals repeated a trained architecture (not retrained)"
             if counts.get("DUPLICATE")
+            else ""
+        )
+        + (
+            f"; {counts['PRESCREENED']} proposals prescreened out (not trained)"
+            if counts.get("PRESCREENED")
             else ""
         )
     )

@@ -48,6 +48,28 @@ class PrunerSettings:
 
 
 @dataclass(frozen=True)
+class PrescreenSettings:
+    """Zero-cost pre-screening: of every ``1 / keep`` new architectures the sampler proposes,
+    train only the one the zero-cost ``proxy`` (scored at initialisation on one batch of
+    ``batch`` training images) ranks best; the others are told to the sampler as failed."""
+
+    proxy: str | None = None
+    keep: float = 0.5
+    batch: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.keep <= 1.0:
+            raise ValueError(f"keep: expected a fraction in (0, 1], found {self.keep}")
+        if self.batch < 2:
+            raise ValueError(f"batch: expected >= 2, found {self.batch}")
+
+    @property
+    def candidates(self) -> int:
+        """How many proposals compete for one training."""
+        return max(1, round(1.0 / self.keep)) if self.proxy else 1
+
+
+@dataclass(frozen=True)
 class SearchSettings:
     """``trials`` counts distinct architectures trained: a proposal of an architecture the search
     already trained (a duplicate) costs nothing and is told its twin's result. After
@@ -156,6 +178,7 @@ class SearchConfig:
     throughput: ThroughputSettings = field(default_factory=ThroughputSettings)
     constraints: Constraints = field(default_factory=Constraints)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    prescreen: PrescreenSettings = field(default_factory=PrescreenSettings)
     resources: Resources = field(default_factory=Resources)
     ray: RaySettings = field(default_factory=RaySettings)
     storage: str | None = None
@@ -202,6 +225,7 @@ _TOP_KEYS = {
     "storage",
     "run_dir",
     "references",
+    "prescreen",
 }
 
 
@@ -320,6 +344,7 @@ def parse_config(data: Any, default_name: str = "search") -> SearchConfig:
         throughput=load(ThroughputSettings, data.get("throughput"), "throughput"),
         constraints=load(Constraints, data.get("constraints"), "constraints"),
         proxy=proxy,
+        prescreen=_prescreen(data.get("prescreen")),
         resources=load(Resources, data.get("resources"), "resources"),
         ray=load(RaySettings, data.get("ray"), "ray"),
         storage=convert(str | None, data.get("storage"), "storage"),
@@ -327,6 +352,20 @@ def parse_config(data: Any, default_name: str = "search") -> SearchConfig:
         references=project_references(parse_references(data.get("references")), space),
         raw=data,
     )
+
+
+def _prescreen(data: Any) -> PrescreenSettings:
+    settings = load(PrescreenSettings, data, "prescreen")
+    if settings.proxy is not None:
+        from nas.bench.zero_cost import ZERO_COST_PROXIES
+
+        if settings.proxy not in ZERO_COST_PROXIES:
+            raise ConfigError(
+                f"prescreen.proxy: unknown zero-cost proxy {settings.proxy!r}"
+                f"{suggest(settings.proxy, list(ZERO_COST_PROXIES))}; "
+                f"expected one of {', '.join(ZERO_COST_PROXIES)}"
+            )
+    return settings
 
 
 def _dotted(message: str) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -31,6 +32,7 @@ DUPLICATE_CONSTRAINT = "duplicate"
 # The user attributes that mark a proposal: a seed design, a validation retraining, a benchmark
 # table's architecture.
 PROPOSAL_ATTRS = ("reference", "source_trial", "table_arch")
+PRESCREENED_ATTR = "prescreened"
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Progress:
     failed: int = 0
     duplicates: int = 0
     references: int = 0
+    prescreened: int = 0
     completed_values: list[list[float]] = field(default_factory=list)
 
     @property
@@ -76,6 +79,12 @@ def objective_values(cfg: SearchConfig, accuracy: float, measured: dict[str, Any
 
 def is_duplicate(trial: FrozenTrial) -> bool:
     return "duplicate_of" in trial.user_attrs
+
+
+def is_prescreened(trial: FrozenTrial) -> bool:
+    """Proposed, then not trained: a zero-cost proxy ranked another proposal (the trial whose
+    number the attribute holds) higher."""
+    return PRESCREENED_ATTR in trial.user_attrs
 
 
 def is_proposal(trial: FrozenTrial) -> bool:
@@ -119,6 +128,7 @@ class SearchDriver:
         proposals: Sequence[Proposal] = (),
         sample: bool = True,
         space_size: int | None = None,
+        scorer: Callable[[ArchSpec], float] | None = None,
     ):
         self.cfg = cfg
         self.study = study
@@ -131,6 +141,9 @@ class SearchDriver:
         self._release_lock = release_lock or (lambda holder: None)
         self._sample = sample
         self._space_size = space_size
+        if sample and cfg.prescreen.proxy and scorer is None:
+            raise ValueError("prescreen.proxy is set: the driver needs a scorer for it")
+        self._scorer = scorer
         self._asked = 0
         self._duplicates_in_a_row = 0
         self.stop_reason: str | None = None
@@ -174,37 +187,77 @@ class SearchDriver:
 
     # ask ---------------------------------------------------------------------------------
     def suggest(self, run_id: str) -> dict[str, Any] | str:
-        """The next architecture to run, or FINISHED once the budget is handed out."""
+        """The next architecture to run, or FINISHED once the budget is handed out. With a
+        pre-screen, the best-scoring of ``prescreen.candidates`` new proposals."""
         with self._mutex:
             if self._proposals:
                 return self._start_proposal(run_id, self._proposals.popleft())
             if not self._sample:
                 return FINISHED
-            invalid = 0
-            while self._asked < self.budget:
-                if self._exhausted():
-                    return FINISHED
-                trial = self.study.ask()
-                try:
-                    spec = self.cfg.space.sample(trial)
-                except SpecError as err:
-                    self._asked += 1
-                    self._fail_unstarted(trial, f"invalid architecture: {err}")
-                    invalid += 1
-                    if invalid >= MAX_INVALID_IN_A_ROW:
-                        raise RuntimeError(
-                            f"{MAX_INVALID_IN_A_ROW} sampled architectures in a row were "
-                            "invalid; check the space's dims against its mixers' requirements"
-                        ) from None
-                    continue
-                twin = self._trained.get(spec.content_hash())
-                if twin is not None:
-                    self._duplicate(trial, spec.content_hash(), twin)
-                    continue
-                self._duplicates_in_a_row = 0
+            candidates = []
+            while len(candidates) < self.cfg.prescreen.candidates:
+                candidate = self._sample_new()
+                if candidate is None:
+                    break
+                candidates.append(candidate)
+            if not candidates:
+                return FINISHED
+            trial, spec = self._prescreen(candidates)
+            self._asked += 1
+            return self._start(run_id, trial, spec)
+
+    def _sample_new(self) -> tuple[optuna.Trial, ArchSpec] | None:
+        """A sampled architecture not trained yet, or None when the budget or space is spent;
+        invalid ones are failed and duplicates told their twin's result on the way."""
+        invalid = 0
+        while self._asked < self.budget:
+            if self._exhausted():
+                return None
+            trial = self.study.ask()
+            try:
+                spec = self.cfg.space.sample(trial)
+            except SpecError as err:
                 self._asked += 1
-                return self._start(run_id, trial, spec)
-            return FINISHED
+                self._fail_unstarted(trial, f"invalid architecture: {err}")
+                invalid += 1
+                if invalid >= MAX_INVALID_IN_A_ROW:
+                    raise RuntimeError(
+                        f"{MAX_INVALID_IN_A_ROW} sampled architectures in a row were "
+                        "invalid; check the space's dims against its mixers' requirements"
+                    ) from None
+                continue
+            twin = self._trained.get(spec.content_hash())
+            if twin is not None:
+                self._duplicate(trial, spec.content_hash(), twin)
+                continue
+            self._duplicates_in_a_row = 0
+            return trial, spec
+        return None
+
+    def _prescreen(
+        self, candidates: list[tuple[optuna.Trial, ArchSpec]]
+    ) -> tuple[optuna.Trial, ArchSpec]:
+        """Keep the candidate the zero-cost proxy scores highest; fail the others (not
+        trained, not counted against the budget; the sampler may propose them again)."""
+        if len(candidates) == 1 or self._scorer is None:
+            return candidates[0]
+        scores = [self._scorer(spec) for _, spec in candidates]
+        best = int(np.nanargmax(scores)) if np.isfinite(scores).any() else 0
+        name = self.cfg.prescreen.proxy
+        for i, (trial, _) in enumerate(candidates):
+            trial.set_user_attr("prescreen_score", float(scores[i]))
+            if i == best:
+                continue
+            trial.set_user_attr(PRESCREENED_ATTR, candidates[best][0].number)
+            trial.set_user_attr("arch_hash", candidates[i][1].content_hash())
+            self._fail_unstarted(
+                trial,
+                f"prescreened out: {name} {scores[i]:.4g} below {scores[best]:.4g}, the best of "
+                f"{len(candidates)} proposals",
+                counts=False,
+            )
+            self.progress.prescreened += 1
+        return candidates[best]
 
     def _exhausted(self) -> bool:
         """Whether to stop asking: every architecture of the space is trained, or the sampler
@@ -315,7 +368,7 @@ class SearchDriver:
             storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
         )
 
-    def _fail_unstarted(self, trial: optuna.Trial, reason: str) -> None:
+    def _fail_unstarted(self, trial: optuna.Trial, reason: str, counts: bool = True) -> None:
         trial.set_user_attr("reason", reason)
         self.store.add_trial(
             self.search_id,
@@ -327,7 +380,8 @@ class SearchDriver:
         )
         self.study.tell(trial, state=TrialState.FAIL)
         self.store.update_trial(self.search_id, trial.number, state="FAIL")
-        self.progress.failed += 1
+        if counts:
+            self.progress.failed += 1
         self._on_progress(self.progress)
 
     # results -----------------------------------------------------------------------------

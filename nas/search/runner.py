@@ -23,7 +23,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.search.config import SearchConfig
-from nas.search.driver import Progress, Proposal, SearchDriver, is_duplicate, is_proposal
+from nas.search.driver import (
+    Progress,
+    Proposal,
+    SearchDriver,
+    is_duplicate,
+    is_prescreened,
+    is_proposal,
+)
 from nas.search.pareto import default_reference, hypervolume, non_dominated_mask
 from nas.search.pruners import create_pruner
 from nas.search.samplers import create_sampler
@@ -64,13 +71,16 @@ def _engine_kwargs(url: str) -> dict:
 
 def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Finished trials that count against the budget: the sampler's new architectures.
-    Interrupted ones are re-run instead; duplicates and proposals (seed designs, validation
-    retrainings) are outside the budget."""
+    Interrupted ones are re-run instead; duplicates, pre-screened-out proposals and proposals
+    (seed designs, validation retrainings) are outside the budget."""
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     return [
         t
         for t in study.get_trials(deepcopy=False, states=done)
-        if not t.user_attrs.get("interrupted") and not is_duplicate(t) and not is_proposal(t)
+        if not t.user_attrs.get("interrupted")
+        and not is_duplicate(t)
+        and not is_proposal(t)
+        and not is_prescreened(t)
     ]
 
 
@@ -250,6 +260,7 @@ def drive(
         proposals=proposals,
         sample=sample,
         space_size=space_size,
+        scorer=zero_cost_scorer(cfg) if sample and cfg.prescreen.proxy else None,
     )
     if not sample:
         progress.done = progress.requested - driver.pending_proposals
@@ -296,13 +307,16 @@ def drive(
         **({"finished_at": datetime.now(timezone.utc).replace(tzinfo=None)} if finished else {}),
     )
     trials = study.get_trials(deepcopy=False)
-    sampled = [t for t in trials if not is_duplicate(t) and not is_proposal(t)]
+    sampled = [
+        t for t in trials if not is_duplicate(t) and not is_proposal(t) and not is_prescreened(t)
+    ]
     counts = {
         state.name: sum(t.state == state for t in sampled)
         for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     }
     counts["DUPLICATE"] = sum(is_duplicate(t) for t in trials)
     counts["PROPOSAL"] = sum(is_proposal(t) and t.state.is_finished() for t in trials)
+    counts["PRESCREENED"] = sum(is_prescreened(t) for t in trials)
     total_wall = next(s.wall_seconds for s in store.searches() if s.id == search_id)
     store.dispose()
     return SearchOutcome(
@@ -321,6 +335,21 @@ def drive(
 def search_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
     """The pruner ``cfg.search.pruner`` describes; the benchmark simulator builds the same."""
     return create_pruner(cfg.search.pruner.kind, len(cfg.objectives), **_pruner_kwargs(cfg))
+
+
+def zero_cost_scorer(cfg: SearchConfig) -> Callable:
+    """The pre-screen's score of an architecture: its zero-cost proxy at initialisation on one
+    fixed batch of the search's training images (computed in the driver, ~1 s on a CPU)."""
+    from nas.bench.zero_cost import probe_batch, score_architecture
+
+    name = cfg.prescreen.proxy
+    inputs, targets, classes = probe_batch(cfg.proxy.data, cfg.prescreen.batch, cfg.search.seed)
+
+    def score(spec) -> float:
+        scores = score_architecture(spec, inputs, targets, classes, [name], seed=cfg.search.seed)
+        return scores[name]
+
+    return score
 
 
 def _pruner_kwargs(cfg: SearchConfig) -> dict:

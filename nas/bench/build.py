@@ -24,7 +24,7 @@ from nas.models.profile import profile
 from nas.models.spec import ArchSpec
 from nas.search.config import SearchConfig, parse_config
 from nas.search.driver import Progress, Proposal
-from nas.search.runner import create_study, drive, new_study_name, resume_study
+from nas.search.runner import drive, open_proposal_run
 from nas.search.space import enumerate_architectures
 from nas.search.trainable import constraint_violation
 from nas.store import SearchStore
@@ -164,23 +164,15 @@ def _run_pass(
     if done:
         return done[-1].id, 0.0
     proposals = [Proposal(s, (TABLE_ARCH_ATTR, s.content_hash())) for s in specs]
-    existing = store.find_resumable(fingerprint)
-    if existing is not None:
-        study = resume_study(url, existing, cfg, store)
-        search_id = existing.id
-    else:
-        name = new_study_name(f"{cfg.name}-bench-seed{cfg.proxy.seed}")
-        study = create_study(url, name, cfg)
-        search_id = store.create_search(
-            study_name=name,
-            name=cfg.name,
-            fingerprint=fingerprint,
-            config=cfg.raw,
-            objectives=cfg.objective_names,
-            directions=cfg.directions,
-            trials_requested=len(proposals),
-            kind="bench",
-        ).id
+    study, search_id, _ = open_proposal_run(
+        cfg,
+        store,
+        url,
+        fingerprint,
+        f"{cfg.name}-bench-seed{cfg.proxy.seed}",
+        kind="bench",
+        requested=len(proposals),
+    )
     outcome = drive(cfg, study, store, search_id, proposals, sample=False, on_progress=on_progress)
     if any(s.id == search_id and s.status != "finished" for s in store.searches()):
         raise BenchError(

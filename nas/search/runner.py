@@ -209,6 +209,38 @@ def run_search(
     )
 
 
+def open_proposal_run(
+    cfg: SearchConfig,
+    store: SearchStore,
+    url: str,
+    fingerprint: str,
+    name_prefix: str,
+    kind: str,
+    requested: int,
+    parent_id: int | None = None,
+) -> tuple[optuna.Study, int, bool]:
+    """The study and search row of a run that evaluates a fixed list of proposals (a
+    validation, a benchmark pass): the unfinished one with ``fingerprint`` resumed, else a new
+    one. Returns (study, search id, resumed)."""
+    existing = store.find_resumable(fingerprint)
+    if existing is not None:
+        return resume_study(url, existing, cfg, store), existing.id, True
+    name = new_study_name(name_prefix)
+    study = create_study(url, name, cfg)
+    search_id = store.create_search(
+        study_name=name,
+        name=cfg.name,
+        fingerprint=fingerprint,
+        config=cfg.raw,
+        objectives=cfg.objective_names,
+        directions=cfg.directions,
+        trials_requested=requested,
+        kind=kind,
+        parent_id=parent_id,
+    ).id
+    return study, search_id, False
+
+
 def resume_study(url: str, existing, cfg: SearchConfig, store: SearchStore) -> optuna.Study:
     """Reopen an unfinished search's study, failing and re-queueing what the dead run left."""
     study = open_study(url, existing.study_name, cfg)

@@ -31,12 +31,10 @@ from nas.search.noise import RankAgreement, kendall_tau, rank_agreement
 from nas.search.pareto import non_dominated_mask
 from nas.search.runner import (
     SearchOutcome,
-    create_study,
     distinct_complete,
     drive,
-    new_study_name,
+    open_proposal_run,
     pareto_front,
-    resume_study,
 )
 from nas.store import SearchStore, resolve_storage
 from nas.store.models import Search
@@ -171,24 +169,16 @@ def run_validation(
             [parent.study_name, cfg.fingerprint(), [t.number for t, _ in chosen]], sort_keys=True
         ).encode()
     ).hexdigest()[:16]
-    existing = store.find_resumable(fingerprint)
-    if existing is not None:
-        study = resume_study(url, existing, cfg, store)
-        search_id = existing.id
-    else:
-        name = new_study_name(f"{parent.study_name}-validate")
-        study = create_study(url, name, cfg)
-        search_id = store.create_search(
-            study_name=name,
-            name=cfg.name,
-            fingerprint=fingerprint,
-            config=cfg.raw,
-            objectives=cfg.objective_names,
-            directions=cfg.directions,
-            trials_requested=len(proposals),
-            kind="validation",
-            parent_id=parent.id,
-        ).id
+    study, search_id, resumed = open_proposal_run(
+        cfg,
+        store,
+        url,
+        fingerprint,
+        f"{parent.study_name}-validate",
+        kind="validation",
+        requested=len(proposals),
+        parent_id=parent.id,
+    )
     outcome = drive(
         cfg,
         study,
@@ -197,7 +187,7 @@ def run_validation(
         proposals,
         sample=False,
         on_progress=on_progress,
-        resumed=existing is not None,
+        resumed=resumed,
     )
     report = validation_report(parent_study, study, parent, SearchStore(url, read_only=True))
     return outcome, report

@@ -6,10 +6,12 @@ dashboard opens the file read-only so an open dashboard can never make a search'
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 SQLITE_BUSY_TIMEOUT_S = 60
 
@@ -37,6 +39,16 @@ def resolve_storage(target: str | Path) -> str:
             f"{path} is neither a storage URL, a run folder nor a database file"
         )
     return f"sqlite:///{path.resolve()}"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``: the form to show, log or store."""
+    if "://" not in url:
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):  # an unparsable URL: mask whatever sits between ':' and '@'
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def is_sqlite(url: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -38,12 +39,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt as err:
+        signum = err.args[0] if err.args and isinstance(err.args[0], int) else signal.SIGINT
+        print(f"nas {args.command}: interrupted: resume with the same command", file=sys.stderr)
+        return 128 + signum
     except (ValueError, KeyError, FileNotFoundError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"nas {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        return getattr(err, "exit_status", 2)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM ends a command the way Ctrl-C does: the search records the interrupt, and the
+    exit status is 128 + the signal's number."""
+    raise KeyboardInterrupt(signum)
 
 
 if __name__ == "__main__":

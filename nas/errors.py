@@ -7,4 +7,7 @@ from __future__ import annotations
 
 class NasError(ValueError):
     """Bad input: the message says which key or file, what was expected and what was found.
-    A ``ValueError`` so code written against the earlier, unrelated subclasses still works."""
+    A ``ValueError`` so code written against the earlier, unrelated subclasses still works.
+    ``exit_status`` is the CLI's: 2 for bad input, 1 for a run that failed on its own."""
+
+    exit_status = 2

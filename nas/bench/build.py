@@ -164,7 +164,7 @@ def _run_pass(
     if done:
         return done[-1].id, 0.0
     proposals = [Proposal(s, (TABLE_ARCH_ATTR, s.content_hash())) for s in specs]
-    study, search_id, _ = open_proposal_run(
+    run = open_proposal_run(
         cfg,
         store,
         url,
@@ -173,7 +173,8 @@ def _run_pass(
         kind="bench",
         requested=len(proposals),
     )
-    outcome = drive(cfg, study, store, search_id, proposals, sample=False, on_progress=on_progress)
+    outcome = drive(cfg, run, store, proposals, sample=False, on_progress=on_progress)
+    search_id = run.search_id
     if any(s.id == search_id and s.status != "finished" for s in store.searches()):
         raise BenchError(
             f"the pass with seed {cfg.proxy.seed} did not finish; run the same command again to "

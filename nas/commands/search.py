@@ -25,6 +25,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     group.add_argument(
         "--fresh", action="store_true", help="start a new search even if one can resume"
     )
+    p.add_argument(
+        "--takeover",
+        action="store_true",
+        help="resume even though another driver's lease on the search has not expired "
+        "(its holder, e.g. on another host, is known to be gone)",
+    )
     p.set_defaults(func=_search)
 
     p = sub.add_parser("export", help="write arch.yaml + train.yaml of a trial of a search")
@@ -103,13 +109,33 @@ def _search(args: argparse.Namespace) -> int:
     )
     live = LiveProgress(cfg.directions)
     try:
-        outcome = run_search(cfg, fresh=args.fresh, require_resume=args.resume, on_progress=live)
+        outcome = run_search(
+            cfg,
+            fresh=args.fresh,
+            require_resume=args.resume,
+            on_progress=live,
+            takeover=args.takeover,
+            on_start=_announce,
+        )
     finally:
         live.close()
-    if outcome.resumed:
-        print(f"resumed {outcome.study_name}")
     print_summary(outcome, cfg)
     return 0
+
+
+def _announce(start) -> None:
+    if start.resumed:
+        requeued = (
+            f", {start.requeued} interrupted trial{'s' if start.requeued != 1 else ''} re-queued"
+            if start.requeued
+            else ""
+        )
+        print(
+            f"resuming {start.study_name}: {start.finished} of {start.requested} trials "
+            f"finished{requeued}"
+        )
+    else:
+        print(f"started {start.study_name}")
 
 
 def _format_value(name: str, low: float, value: float, high: float) -> str:
@@ -136,6 +162,11 @@ def print_summary(outcome, cfg) -> None:
     print(
         f"\n{outcome.study_name}: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
         f"{counts['FAIL']} failed in {outcome.wall_seconds / 60:.1f} min"
+        + (
+            f" ({counts['INTERRUPTED']} interrupted and re-run, not counted)"
+            if counts.get("INTERRUPTED")
+            else ""
+        )
         + (f", {counts['PROPOSAL']} seed designs evaluated" if counts.get("PROPOSAL") else "")
         + (
             f"; {counts['DUPLICATE']} proposals repeated a trained architecture (not retrained)"

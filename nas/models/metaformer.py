@@ -139,7 +139,7 @@ class MetaFormer(nn.Module):
         first = spec.stages[0].dim
         self.stem = Stem(spec.in_chans, first, **vars(spec.stem))
         total = sum(s.depth for s in spec.stages)
-        rates = torch.linspace(0, spec.drop_path_rate, total).tolist()
+        rates = [spec.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
         stages, prev, k = [], first, 0
         for i, stage in enumerate(spec.stages):
             blocks = []

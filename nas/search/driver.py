@@ -144,9 +144,12 @@ class SearchDriver:
         if sample and cfg.prescreen.proxy and scorer is None:
             raise ValueError("prescreen.proxy is set: the driver needs a scorer for it")
         self._scorer = scorer
+        self._fits: Callable[[ArchSpec], str | None] = lambda spec: None
         self._asked = 0
         self._duplicates_in_a_row = 0
         self.stop_reason: str | None = None
+        self.fatal: str | None = None
+        self._errors: dict[str, str] = {}
         self._trials: dict[str, optuna.Trial] = {}
         self._measured: dict[str, dict[str, Any]] = {}
         self._pruned: set[str] = set()
@@ -161,10 +164,7 @@ class SearchDriver:
             if "arch_hash" in t.user_attrs and not is_duplicate(t)
         }
         finished_attrs = {
-            (key, t.user_attrs[key])
-            for t in done
-            for key in PROPOSAL_ATTRS
-            if key in t.user_attrs
+            (key, t.user_attrs[key]) for t in done for key in PROPOSAL_ATTRS if key in t.user_attrs
         }
         self._proposals = deque(p for p in proposals if p.attr not in finished_attrs)
 
@@ -190,8 +190,14 @@ class SearchDriver:
         """The next architecture to run, or FINISHED once the budget is handed out. With a
         pre-screen, the best-scoring of ``prescreen.candidates`` new proposals."""
         with self._mutex:
-            if self._proposals:
-                return self._start_proposal(run_id, self._proposals.popleft())
+            if self.fatal is not None:
+                return FINISHED
+            while self._proposals:
+                proposal = self._proposals.popleft()
+                too_big = self._fits(proposal.spec)
+                if too_big is None:
+                    return self._start_proposal(run_id, proposal)
+                self._fail_proposal(proposal, too_big)
             if not self._sample:
                 return FINISHED
             candidates = []
@@ -216,15 +222,20 @@ class SearchDriver:
             trial = self.study.ask()
             try:
                 spec = self.cfg.space.sample(trial)
+                reason = self._fits(spec)
             except SpecError as err:
+                reason = f"invalid architecture: {err}"
+            if reason is not None:
                 self._asked += 1
-                self._fail_unstarted(trial, f"invalid architecture: {err}")
+                self._fail_unstarted(trial, reason)
                 invalid += 1
                 if invalid >= MAX_INVALID_IN_A_ROW:
-                    raise RuntimeError(
-                        f"{MAX_INVALID_IN_A_ROW} sampled architectures in a row were "
-                        "invalid; check the space's dims against its mixers' requirements"
-                    ) from None
+                    self.abort(
+                        f"{MAX_INVALID_IN_A_ROW} sampled architectures in a row could not be "
+                        f"trained (the last: {reason}); check the space's dims and depths "
+                        "against its mixers' requirements and the machine's memory"
+                    )
+                    return None
                 continue
             twin = self._trained.get(spec.content_hash())
             if twin is not None:
@@ -258,6 +269,25 @@ class SearchDriver:
             )
             self.progress.prescreened += 1
         return candidates[best]
+
+    def set_fits(self, fits: Callable[[ArchSpec], str | None]) -> None:
+        """Check every architecture before it is handed out: ``fits`` says why it cannot be
+        trained (e.g. too large for any node's memory), or None; a misfit fails unstarted."""
+        self._fits = fits
+
+    def abort(self, reason: str) -> None:
+        """Stop handing out trials for a reason that ends the whole search (it is marked
+        failed with it); running trials still report and are told."""
+        with self._mutex:
+            if self.fatal is None:
+                self.fatal = reason
+
+    def _fail_proposal(self, proposal: Proposal, reason: str) -> None:
+        trial_id = self.study._storage.create_new_trial(self.study._study_id)
+        trial = optuna.Trial(self.study, trial_id)
+        key, value = proposal.attr
+        trial.set_user_attr(key, value)
+        self._fail_unstarted(trial, reason, counts=False)
 
     def _exhausted(self) -> bool:
         """Whether to stop asking: every architecture of the space is trained, or the sampler
@@ -385,6 +415,11 @@ class SearchDriver:
         self._on_progress(self.progress)
 
     # results -----------------------------------------------------------------------------
+    def on_error(self, run_id: str, reason: str) -> None:
+        """What the runtime knows of why a trial's worker failed (told before ``on_complete``)."""
+        with self._mutex:
+            self._errors[run_id] = reason
+
     def on_result(self, run_id: str, result: dict[str, Any]) -> bool:
         """Record one reported result; True if the trial should be stopped (pruned)."""
         with self._mutex:
@@ -476,7 +511,8 @@ class SearchDriver:
                 self._finish(trial, TrialState.PRUNED, f"pruned after epoch {last_epoch}")
                 self.progress.pruned += 1
             elif error:
-                self._finish(trial, TrialState.FAIL, "the Ray trial errored (worker died?)")
+                reason = self._errors.pop(run_id, "the trial's worker failed")
+                self._finish(trial, TrialState.FAIL, reason)
                 self.progress.failed += 1
             elif (
                 result.get("phase") == "final" and result.get("status") == "completed" and measured

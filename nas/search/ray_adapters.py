@@ -8,8 +8,10 @@ study's pruner; the searcher does ask/tell and knows which trials were pruned.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from ray.exceptions import OutOfMemoryError, RayActorError, RayTaskError
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
@@ -55,7 +57,41 @@ class PruningScheduler(_DriverBound, FIFOScheduler):
         super().__init__()
         self.driver = driver
 
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+        """Tell the driver the cause Ray knows before the searcher is told the trial failed."""
+        super().on_trial_error(tune_controller, trial)
+        error = trial.get_pickled_error() or trial.get_error()
+        self.driver.on_error(trial.trial_id, describe_trial_error(error))
+
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if self.driver.on_result(trial.trial_id, result):
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
+
+
+def describe_trial_error(error: BaseException | None) -> str:
+    """One line for a trial whose worker failed: out of memory, node lost, process killed or
+    crashed (with its pid and node), or the exception the trainable raised."""
+    if error is None:
+        return "the trial's worker failed; Ray recorded no cause"
+    text = str(error)
+    pid = re.search(r"\bpid[:=] ?(\d+)", text)
+    ip = re.search(r"\bip[:=] ?([\w.:-]+)", text)
+    where = ", ".join(
+        part for part in (f"pid {pid[1]}" if pid else "", f"node {ip[1]}" if ip else "") if part
+    )
+    where = f" ({where})" if where else ""
+    if isinstance(error, OutOfMemoryError) or "low on memory" in text:
+        return f"out of memory: Ray's memory monitor killed the worker{where}"
+    if "node has died" in text or "node died" in text.lower():
+        return f"node lost: the worker's node died{where}"
+    if isinstance(error, RayActorError):
+        detail = re.search(r"Worker exit detail: ([^.]*)", text)
+        cause = f": {detail[1].strip()}" if detail else ""
+        return f"the worker process died (killed or crashed){where}{cause}"
+    if isinstance(error, RayTaskError):
+        cause = error.cause if error.cause is not None else error
+        lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+        return f"the trial raised {type(cause).__name__}: {lines[-1] if lines else ''}"
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return f"the trial failed: {lines[-1] if lines else type(error).__name__}"

@@ -3,7 +3,13 @@
 Resume: a search is identified by its configuration's fingerprint. Started again with the same
 command after a crash or ``kill -9``, it finds the unfinished search in the store, marks the
 trials the dead driver left RUNNING as failed ("interrupted"), re-queues their parameters, and
-runs only what the budget still lacks. Optuna's heartbeat cannot do this under ask/tell.
+runs only what the budget still lacks. Optuna's heartbeat cannot do this under ask/tell. A
+driver lease (:mod:`nas.search.lease`) keeps a second driver off a search whose driver lives.
+
+Interrupted (Ctrl-C, SIGTERM turned into ``KeyboardInterrupt`` by the CLI), the driver does at
+once what a resume would: the running trials are recorded as interrupted and re-queued, the
+search is marked interrupted, and the interrupt propagates. Any other error of the driver marks
+the search failed with its reason and surfaces as one :class:`SearchFailed`.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.errors import NasError
 from nas.search.config import SearchConfig
 from nas.search.driver import (
     Progress,
@@ -31,14 +38,48 @@ from nas.search.driver import (
     is_prescreened,
     is_proposal,
 )
+from nas.search.lease import DriverLease
 from nas.search.pareto import default_reference, hypervolume, non_dominated_mask
 from nas.search.pruners import create_pruner
 from nas.search.samplers import create_sampler
 from nas.search.space import enumerate_architectures
 from nas.store import SearchStore
+from nas.store.engine import mask_url
 
 RAY_NAMESPACE = "nas"
 INTERRUPTED = "interrupted: the search driver stopped while this trial ran; re-queued"
+
+
+class SearchFailed(NasError):
+    """The driver itself failed (not a trial): the search is marked failed with the reason."""
+
+    exit_status = 1
+
+
+class ResourceError(NasError):
+    """A trial asks for more than any node of the Ray cluster has."""
+
+
+@dataclass(frozen=True)
+class OpenRun:
+    """A search row opened (created or resumed) by this process, which holds its lease."""
+
+    study: optuna.Study
+    search_id: int
+    resumed: bool
+    lease: DriverLease
+    requeued: int = 0
+
+
+@dataclass(frozen=True)
+class SearchStart:
+    """What the CLI says before the first trial: which search, and whether it resumes."""
+
+    study_name: str
+    resumed: bool
+    finished: int
+    requested: int
+    requeued: int
 
 
 @dataclass(frozen=True)
@@ -139,6 +180,9 @@ def init_ray(address: str | None) -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
+    # Ctrl-C raises KeyboardInterrupt through Tune's loop, so the driver records the interrupt
+    # (Tune's own handler would end fit() as if the search were done)
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     ray.init(
         address=address or os.environ.get("RAY_ADDRESS"),
         namespace=RAY_NAMESPACE,
@@ -146,6 +190,56 @@ def init_ray(address: str | None) -> None:
         log_to_driver=False,
         logging_level=logging.ERROR,
     )
+
+
+def check_resources(cfg: SearchConfig) -> None:
+    """Refuse per-trial requests no live node of the Ray cluster can grant (Tune would wait
+    for them forever), saying what the nodes have."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    for key, resource, unit in (("cpu", "CPU", "CPUs"), ("gpu", "GPU", "GPUs")):
+        asked = getattr(cfg.resources, key)
+        largest = max((n.get(resource, 0.0) for n in nodes), default=0.0)
+        if asked > largest:
+            total = sum(n.get(resource, 0.0) for n in nodes)
+            raise ResourceError(
+                f"resources.{key}: each trial asks for {asked:g} {unit}, but the largest node "
+                f"of the Ray cluster has {largest:g} ({total:g} in {len(nodes)} node"
+                f"{'s' if len(nodes) != 1 else ''}); lower resources.{key} or add nodes"
+            )
+
+
+def node_memory_bytes() -> int | None:
+    """The memory Ray may schedule on the largest live node (None when Ray reports none)."""
+    import ray
+
+    memory = [n["Resources"].get("memory", 0.0) for n in ray.nodes() if n.get("Alive")]
+    return int(max(memory)) if memory and max(memory) > 0 else None
+
+
+def memory_check(cfg: SearchConfig, num_classes: int, limit: int | None) -> Callable:
+    """The driver's ``fits``: why an architecture cannot train on any node, or None. The
+    estimate (:mod:`nas.models.memory`) is of the proxy network at the proxy batch."""
+    from nas.models.memory import estimate_training_memory
+    from nas.training.proxy import proxy_spec
+
+    def fits(spec) -> str | None:
+        if limit is None:
+            return None
+        estimate = estimate_training_memory(
+            proxy_spec(spec, cfg.proxy), cfg.proxy.data.batch_size, num_classes
+        )
+        if estimate.total_bytes <= limit:
+            return None
+        return (
+            f"does not fit in memory: training needs ~{estimate.total_bytes / 2**30:.1f} GiB "
+            f"({estimate.params / 1e6:.3g} M parameters with gradients and AdamW state, "
+            f"{estimate.activation_bytes / 2**30:.1f} GiB of activations at batch "
+            f"{estimate.batch_size}), the largest node has {limit / 2**30:.1f} GiB"
+        )
+
+    return fits
 
 
 def create_study(url: str, study_name: str, cfg: SearchConfig) -> optuna.Study:
@@ -172,20 +266,26 @@ def run_search(
     fresh: bool = False,
     require_resume: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    takeover: bool = False,
+    on_start: Callable[[SearchStart], None] | None = None,
 ) -> SearchOutcome:
-    """Run (or resume) the search ``cfg`` describes; its seed designs are evaluated first."""
+    """Run (or resume) the search ``cfg`` describes; its seed designs are evaluated first.
+    Ray is started and the cluster's resources checked before the store is touched."""
+    init_ray(cfg.ray.address)
+    check_resources(cfg)
     url = cfg.storage_url()
     store = SearchStore(url)
     existing = None if fresh else store.find_resumable(cfg.fingerprint())
     if require_resume and existing is None:
-        raise ValueError(f"--resume: no unfinished search with this configuration in {url}")
+        raise ValueError(
+            f"--resume: no unfinished search with this configuration in {mask_url(url)}"
+        )
     if existing is not None:
-        study = resume_study(url, existing, cfg, store)
-        search_id, study_name = existing.id, existing.study_name
+        run = resume_run(url, existing, cfg, store, takeover)
     else:
         study_name = cfg.search.study or new_study_name(cfg.name)
         study = create_study(url, study_name, cfg)
-        search_id = store.create_search(
+        search = store.create_search(
             study_name=study_name,
             name=cfg.name,
             fingerprint=cfg.fingerprint(),
@@ -193,19 +293,28 @@ def run_search(
             objectives=cfg.objective_names,
             directions=cfg.directions,
             trials_requested=cfg.search.trials,
-        ).id
+        )
+        run = OpenRun(study, search.id, False, DriverLease.claim(store, search))
     architectures = enumerate_architectures(cfg.space)
     proposals = [Proposal(spec, ("reference", name)) for name, spec in cfg.references.items()]
+    if on_start is not None:
+        on_start(
+            SearchStart(
+                run.study.study_name,
+                run.resumed,
+                len(counted_trials(run.study)),
+                cfg.search.trials,
+                run.requeued,
+            )
+        )
     return drive(
         cfg,
-        study,
+        run,
         store,
-        search_id,
         proposals,
         sample=True,
         on_progress=on_progress,
         space_size=len(architectures) if architectures is not None else None,
-        resumed=existing is not None,
     )
 
 
@@ -218,16 +327,17 @@ def open_proposal_run(
     kind: str,
     requested: int,
     parent_id: int | None = None,
-) -> tuple[optuna.Study, int, bool]:
+    takeover: bool = False,
+) -> OpenRun:
     """The study and search row of a run that evaluates a fixed list of proposals (a
     validation, a benchmark pass): the unfinished one with ``fingerprint`` resumed, else a new
-    one. Returns (study, search id, resumed)."""
+    one."""
     existing = store.find_resumable(fingerprint)
     if existing is not None:
-        return resume_study(url, existing, cfg, store), existing.id, True
+        return resume_run(url, existing, cfg, store, takeover)
     name = new_study_name(name_prefix)
     study = create_study(url, name, cfg)
-    search_id = store.create_search(
+    search = store.create_search(
         study_name=name,
         name=cfg.name,
         fingerprint=fingerprint,
@@ -237,38 +347,37 @@ def open_proposal_run(
         trials_requested=requested,
         kind=kind,
         parent_id=parent_id,
-    ).id
-    return study, search_id, False
+    )
+    return OpenRun(study, search.id, False, DriverLease.claim(store, search))
 
 
-def resume_study(url: str, existing, cfg: SearchConfig, store: SearchStore) -> optuna.Study:
-    """Reopen an unfinished search's study, failing and re-queueing what the dead run left."""
+def resume_run(
+    url: str, existing, cfg: SearchConfig, store: SearchStore, takeover: bool = False
+) -> OpenRun:
+    """Reopen an unfinished search once its lease is ours, failing and re-queueing what the
+    dead run left."""
+    lease = DriverLease.claim(store, existing, takeover)
     study = open_study(url, existing.study_name, cfg)
-    requeue_interrupted(study)
+    requeued = requeue_interrupted(study)
     store.fail_running_trials(existing.id, INTERRUPTED)
-    store.update_search(existing.id, status="running", resumes=existing.resumes + 1)
-    return study
+    store.update_search(existing.id, status="running", resumes=existing.resumes + 1, reason=None)
+    return OpenRun(study, existing.id, True, lease, len(requeued))
 
 
 def drive(
     cfg: SearchConfig,
-    study: optuna.Study,
+    run: OpenRun,
     store: SearchStore,
-    search_id: int,
     proposals: list[Proposal],
     sample: bool,
     on_progress: Callable[[Progress], None] | None = None,
     space_size: int | None = None,
-    resumed: bool = False,
 ) -> SearchOutcome:
     """Evaluate ``proposals``, then (``sample``) the sampler's architectures up to the budget,
-    through Ray Tune; record the run's end in the store and summarise it."""
-    from ray import tune
-
+    through Ray Tune; record the run's end in the store and summarise it. Releases the lease."""
     from nas.search.device_lock import release_everywhere
-    from nas.search.ray_adapters import AskTellSearcher, PruningScheduler
-    from nas.search.trainable import TrialSettings, run_trial
 
+    study, search_id = run.study, run.search_id
     counted = counted_trials(study)
     progress = Progress(
         requested=cfg.search.trials if sample else len(proposals),
@@ -296,37 +405,25 @@ def drive(
     )
     if not sample:
         progress.done = progress.requested - driver.pending_proposals
+    run.lease.keep_alive(driver.abort)
     start = time.monotonic()
-    if budget > 0 or driver.pending_proposals:
-        if cfg.proxy.data.loader != "ffcv":
-            from nas.data import load_arrays
-
-            load_arrays(cfg.proxy.data)  # build the dataset cache once, before trials race for it
-        init_ray(cfg.ray.address)
-        settings = TrialSettings(cfg.proxy, cfg.throughput, cfg.constraints)
-        trainable = tune.with_resources(
-            tune.with_parameters(run_trial, settings=settings),
-            {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu},
-        )
-        timeout = cfg.search.timeout_minutes
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=AskTellSearcher(driver),
-                scheduler=PruningScheduler(driver),
-                num_samples=-1,
-                reuse_actors=True,  # a fresh worker spends seconds importing torch and timm
-                max_concurrent_trials=cfg.search.max_concurrent,
-                time_budget_s=timeout * 60 if timeout else None,
-            ),
-            run_config=tune.RunConfig(
-                name=study.study_name,
-                storage_path=str(Path(cfg.run_dir).resolve() / cfg.name / "ray"),
-                verbose=0,
-            ),
-        )
-        tuner.fit()
+    try:
+        if budget > 0 or driver.pending_proposals:
+            _run_trials(cfg, driver, study.study_name)
+    except BaseException as err:
+        _record_stop(study, store, search_id, time.monotonic() - start, err)
+        if isinstance(err, Exception) and not isinstance(err, NasError):
+            raise SearchFailed(
+                f"search {study.study_name} failed: {_one_line(err)}; it is marked failed in "
+                "the store, and the same command resumes it once the cause is fixed"
+            ) from err
+        raise
+    finally:
+        run.lease.release()
     wall = time.monotonic() - start
+    if driver.fatal is not None:
+        store.update_search(search_id, add_wall_seconds=wall, status="failed", reason=driver.fatal)
+        raise SearchFailed(f"search {study.study_name} failed: {driver.fatal}")
     finished = not driver.pending_proposals and (
         not sample
         or driver.stop_reason is not None
@@ -343,9 +440,10 @@ def drive(
         t for t in trials if not is_duplicate(t) and not is_proposal(t) and not is_prescreened(t)
     ]
     counts = {
-        state.name: sum(t.state == state for t in sampled)
+        state.name: sum(t.state == state and not t.user_attrs.get("interrupted") for t in sampled)
         for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     }
+    counts["INTERRUPTED"] = sum(bool(t.user_attrs.get("interrupted")) for t in sampled)
     counts["DUPLICATE"] = sum(is_duplicate(t) for t in trials)
     counts["PROPOSAL"] = sum(is_proposal(t) and t.state.is_finished() for t in trials)
     counts["PRESCREENED"] = sum(is_prescreened(t) for t in trials)
@@ -359,9 +457,78 @@ def drive(
         hypervolume=study_hypervolume(study),
         counts=counts,
         wall_seconds=total_wall,
-        resumed=resumed,
+        resumed=run.resumed,
         stop_reason=driver.stop_reason,
     )
+
+
+def _run_trials(cfg: SearchConfig, driver: SearchDriver, run_name: str) -> None:
+    """Ray Tune over the driver's trials: Tune's own error log is silenced, since every
+    failure is recorded in the store with its cause (and a traceback would land in the
+    progress display)."""
+    from ray import tune
+
+    from nas.search.ray_adapters import AskTellSearcher, PruningScheduler
+    from nas.search.trainable import TrialSettings, run_trial
+
+    num_classes = 1000  # an upper bound for the memory estimate when the data is not loaded
+    if cfg.proxy.data.loader != "ffcv":
+        from nas.data import load_arrays
+
+        # build the dataset cache once, before trials race for it
+        num_classes = load_arrays(cfg.proxy.data).train.num_classes
+    init_ray(cfg.ray.address)
+    check_resources(cfg)
+    driver.set_fits(memory_check(cfg, num_classes, node_memory_bytes()))
+    settings = TrialSettings(cfg.proxy, cfg.throughput, cfg.constraints)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, settings=settings),
+        {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu},
+    )
+    timeout = cfg.search.timeout_minutes
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=AskTellSearcher(driver),
+            scheduler=PruningScheduler(driver),
+            num_samples=-1,
+            reuse_actors=True,  # a fresh worker spends seconds importing torch and timm
+            max_concurrent_trials=cfg.search.max_concurrent,
+            time_budget_s=timeout * 60 if timeout else None,
+        ),
+        run_config=tune.RunConfig(
+            name=run_name,
+            storage_path=str(Path(cfg.run_dir).resolve() / cfg.name / "ray"),
+            verbose=0,
+        ),
+    )
+    tune_logger = logging.getLogger("ray.tune")
+    level = tune_logger.level
+    tune_logger.setLevel(logging.CRITICAL)
+    try:
+        tuner.fit()
+    finally:
+        tune_logger.setLevel(level)
+
+
+def _record_stop(
+    study: optuna.Study, store: SearchStore, search_id: int, wall: float, err: BaseException
+) -> None:
+    """What an interrupt or a driver error leaves: running trials recorded as interrupted and
+    re-queued (as a resume would), the search interrupted or failed with its reason."""
+    requeue_interrupted(study)
+    store.fail_running_trials(search_id, INTERRUPTED)
+    if isinstance(err, Exception):
+        store.update_search(
+            search_id, add_wall_seconds=wall, status="failed", reason=_one_line(err)
+        )
+    else:
+        store.update_search(search_id, add_wall_seconds=wall, status="interrupted")
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or "no message"
+    return text if isinstance(err, NasError) else f"{type(err).__name__}: {text}"
 
 
 def search_pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:

@@ -169,7 +169,7 @@ def run_validation(
             [parent.study_name, cfg.fingerprint(), [t.number for t, _ in chosen]], sort_keys=True
         ).encode()
     ).hexdigest()[:16]
-    study, search_id, resumed = open_proposal_run(
+    run = open_proposal_run(
         cfg,
         store,
         url,
@@ -179,17 +179,8 @@ def run_validation(
         requested=len(proposals),
         parent_id=parent.id,
     )
-    outcome = drive(
-        cfg,
-        study,
-        store,
-        search_id,
-        proposals,
-        sample=False,
-        on_progress=on_progress,
-        resumed=resumed,
-    )
-    report = validation_report(parent_study, study, parent, SearchStore(url, read_only=True))
+    outcome = drive(cfg, run, store, proposals, sample=False, on_progress=on_progress)
+    report = validation_report(parent_study, run.study, parent, SearchStore(url, read_only=True))
     return outcome, report
 
 

@@ -53,6 +53,13 @@ class Search(Base):
     # "search", or "validation": a higher-fidelity retraining of ``parent_id``'s trials
     kind: Mapped[str] = mapped_column(String(20), default="search")
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("nas_searches.id"), nullable=True)
+    # why a search ended "failed" (the driver's own error, not a trial's)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the driver lease (nas.search.lease): which process runs the search, and its last heartbeat
+    driver_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    driver_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    driver_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     trials: Mapped[list[Trial]] = relationship(back_populates="search")
 

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, inspect, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas.store.engine import make_engine
@@ -104,6 +104,15 @@ class SearchStore:
             for key, value in fields.items():
                 setattr(search, key, value)
             search.wall_seconds += add_wall_seconds
+
+    def claim_driver(self, search_id: int, seen_token: str | None, **lease: Any) -> bool:
+        """Write the driver lease ``lease`` (token, host, pid, heartbeat) if the search's token
+        is still ``seen_token``: a compare-and-swap, so of two drivers claiming at once one wins."""
+        with self.session() as s:
+            result = s.execute(
+                update(Search).where(Search.id == search_id, _token_is(seen_token)).values(**lease)
+            )
+            return result.rowcount == 1
 
     # architectures and measurements ----------------------------------------------------------
     def cached_measurement(self, arch_hash: str, setting_key: str) -> CachedMeasurement | None:
@@ -231,3 +240,7 @@ class SearchStore:
         if trial is None:
             raise KeyError(f"no trial {number} in search {search_id}")
         return trial
+
+
+def _token_is(token: str | None):
+    return Search.driver_token.is_(None) if token is None else Search.driver_token == token

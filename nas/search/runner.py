@@ -36,6 +36,7 @@ from nas.search.pruners import create_pruner
 from nas.search.samplers import create_sampler
 from nas.search.space import enumerate_architectures
 from nas.store import SearchStore
+from nas.store.engine import mask_url
 
 RAY_NAMESPACE = "nas"
 INTERRUPTED = "interrupted: the search driver stopped while this trial ran; re-queued"
@@ -178,7 +179,9 @@ def run_search(
     store = SearchStore(url)
     existing = None if fresh else store.find_resumable(cfg.fingerprint())
     if require_resume and existing is None:
-        raise ValueError(f"--resume: no unfinished search with this configuration in {url}")
+        raise ValueError(
+            f"--resume: no unfinished search with this configuration in {mask_url(url)}"
+        )
     if existing is not None:
         study = resume_study(url, existing, cfg, store)
         search_id, study_name = existing.id, existing.study_name

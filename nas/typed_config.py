@@ -29,6 +29,32 @@ def suggest(name: str, choices: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def check_range(
+    where: str,
+    value: float | None,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    error: type[NasError] = ConfigError,
+) -> None:
+    """Raise ``error`` ``where: expected ..., found value`` unless ``value`` is ``None`` or
+    lies in ``[low, high]`` (``above``: strictly greater). Upper bounds keep a typo such as
+    ``dim: 1e6`` from growing workers until the machine kills them."""
+    if value is None:
+        return
+    too_low = (low is not None and value < low) or (above is not None and value <= above)
+    if not too_low and (high is None or value <= high):
+        return
+    left = f"> {_num(above)}" if above is not None else f">= {_num(low)}" if low is not None else ""
+    right = f"<= {_num(high)}" if high is not None else ""
+    expected = " and ".join(part for part in (left, right) if part)
+    raise error(f"{where}: expected {expected}, found {value!r}")
+
+
+def _num(value: float | None) -> str:
+    return f"{int(value):,}" if float(value or 0).is_integer() else f"{value:g}"
+
+
 def _describe(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -131,7 +157,8 @@ def load(cls: type[T], data: Any, where: str) -> T:
     try:
         return cls(**kwargs)
     except ValueError as err:
-        raise ConfigError(f"{where}: {err}") from None
+        field_name = str(err).partition(":")[0]
+        raise ConfigError(f"{where}{'.' if field_name in fields else ': '}{err}") from None
 
 
 def dump(obj: Any) -> Any:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import nas  # noqa: F401  (registers mixers and timm models)
+import nas.models  # noqa: F401  (registers mixers and timm models)
 
 torch.set_num_threads(2)
 

@@ -114,7 +114,7 @@ def test_fingerprint_ignores_concurrency_but_not_budget(tmp_path: Path) -> None:
 BAD_FILES = [
     (_set("search.trals", 3), r"search.trals: unknown key \(did you mean 'trials'\?\)"),
     (_set("search.trials", "ten"), r"search.trials: expected int, found str 'ten'"),
-    (_set("search.trials", 0), r"search: trials: expected >= 1, found 0"),
+    (_set("search.trials", 0), r"search.trials: expected >= 1, found 0"),
     (
         _set("search.sampler", {"kind": "tpee"}),
         r"search.sampler.kind: expected one of 'tpe', 'nsga2', 'random', found 'tpee' \(did you mean 'tpe'\?\)",

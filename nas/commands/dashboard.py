@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import dashboard
-from nas.store import resolve_storage
 
 APP = Path(dashboard.__file__).resolve().parent / "app.py"
 
@@ -66,9 +65,14 @@ def streamlit_command(url: str, host: str, port: int) -> list[str]:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
+    from nas.store import SearchStore, resolve_storage
+    from nas.store.engine import mask_url
+
     url = resolve_storage(args.target)
+    SearchStore(url, read_only=True).dispose()  # a bad store fails here, not inside the server
     shown = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
-    print(f"dashboard of {url} (read-only) at http://{shown}:{args.port}  (Ctrl-C stops it)")
+    address = f"http://{shown}:{args.port}"
+    print(f"dashboard of {mask_url(url)} (read-only) at {address}  (Ctrl-C stops it)")
     process = subprocess.Popen(streamlit_command(url, args.host, args.port))
     # A stop request for this command must stop the server too, or it outlives us.
     signal.signal(signal.SIGTERM, lambda *_: process.terminate())

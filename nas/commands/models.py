@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
 from tqdm import tqdm
 
-from nas.mixers import get_mixer, list_mixers
-from nas.models import build_model, list_presets, resolve_spec
-from nas.models.profile import profile
+# torch and the model zoo are imported inside each command, so that ``nas --help`` stays fast
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +30,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _mixers(args: argparse.Namespace) -> int:
+    from nas.mixers import get_mixer, list_mixers
+
     for name in list_mixers():
         knobs = ", ".join(f"{k}={v!r}" for k, v in get_mixer(name).knobs.items())
         print(f"{name:16s} {knobs}")
@@ -40,6 +39,8 @@ def _mixers(args: argparse.Namespace) -> int:
 
 
 def _presets(args: argparse.Namespace) -> int:
+    from nas.models import list_presets, resolve_spec
+
     for name in list_presets():
         stages = resolve_spec(name).stages
         print(f"{name:20s} " + " | ".join(s.mixer.name for s in stages))
@@ -53,9 +54,12 @@ def _print_profiles(rows: list[tuple[str, float, float, str]]) -> None:
 
 
 def _profile(args: argparse.Namespace) -> int:
+    from nas.models import resolve_spec
+    from nas.models.profile import profile
+
+    specs = [resolve_spec(arch) for arch in args.arch]  # every bad file fails before the bar
     rows = []
-    for arch in tqdm(args.arch, desc="profiling", unit="arch", leave=False):
-        spec = resolve_spec(arch)
+    for spec in tqdm(specs, desc="profiling", unit="arch", leave=False):
         prof = profile(spec, args.resolution)
         rows.append((spec.name, prof.mparams, prof.gmacs, f"at {prof.resolution[0]} px"))
     _print_profiles(rows)
@@ -63,6 +67,11 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from nas.models import build_model, list_presets
+    from nas.models.profile import profile
+
     torch.manual_seed(0)
     rows = []
     side = args.resolution

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from nas.search.driver import Progress
+if TYPE_CHECKING:
+    from nas.search.driver import Progress
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -94,18 +96,20 @@ def _describe_arch(spec: dict) -> str:
 
 
 def _search(args: argparse.Namespace) -> int:
+    from nas.search.config import load_config
+    from nas.store.engine import mask_url
+
+    cfg = load_config(args.file, args.overrides)
     import optuna
 
-    from nas.search.config import load_config
     from nas.search.runner import run_search
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    cfg = load_config(args.file, args.overrides)
     print(
         f"search {cfg.name}: {cfg.search.trials} trials, objectives "
         + ", ".join(f"{o.name} ({o.direction})" for o in cfg.objectives)
         + (f", {len(cfg.references)} seed designs" if cfg.references else "")
-        + f", store {cfg.storage_url()}"
+        + f", store {mask_url(cfg.storage_url())}"
     )
     live = LiveProgress(cfg.directions)
     try:

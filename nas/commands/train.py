@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from nas.yaml_io import read_mapping
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -27,10 +29,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     config = Path(args.config)
-    if not config.is_file():
-        raise FileNotFoundError(f"training config {config} does not exist")
     if config.suffix not in (".yaml", ".yml"):
         raise ValueError(f"config: expected a .yaml file, found {str(config)!r}")
+    read_mapping(config, "training config")  # Hydra would report a bad file as a traceback
     from trainers.train import main  # imports torch and timm: only when training
 
     argv = sys.argv

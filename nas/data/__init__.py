@@ -5,19 +5,27 @@ generated task whose label relates distant objects (:mod:`nas.data.nearest`; a P
 is the alternative, see :mod:`nas.data.synthetic`); CIFAR, scikit-learn's bundled digits
 (:mod:`nas.data.digits`), ImageFolder trees and FFCV ``.beton`` files are read too. All loaders
 (device-resident tensors, FFCV, a torch DataLoader baseline) yield identical batches for a seed.
+The names below are imported on first use (:mod:`nas.lazy`).
 """
 
-from nas.data.arrays import ArrayDataset, DatasetSplits, channel_stats
-from nas.data.augment import Augment, EpochPlan, crop_flip, normalize, plan_epoch
-from nas.data.config import DataBundle, DataConfig, build_loaders, load_arrays
-from nas.data.digits import load_digits_dataset
-from nas.data.ffcv_io import BetonInfo, FFCVLoader, read_beton, read_info, write_beton
-from nas.data.nearest import NearestParams, generate_nearest
-from nas.data.pathfinder import PathfinderParams, generate_pathfinder
-from nas.data.readers import ImageFolderSource, read_cifar, read_image_folder
-from nas.data.synthetic import TASKS, load_default_dataset, task_params
-from nas.data.tensor_loader import TensorLoader
-from nas.data.torch_loader import TorchLoader
+from nas.lazy import lazy_exports
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "nas.data.arrays": ["ArrayDataset", "DatasetSplits", "channel_stats"],
+        "nas.data.augment": ["Augment", "EpochPlan", "crop_flip", "normalize", "plan_epoch"],
+        "nas.data.config": ["DataBundle", "DataConfig", "build_loaders", "load_arrays"],
+        "nas.data.digits": ["load_digits_dataset"],
+        "nas.data.ffcv_io": ["BetonInfo", "FFCVLoader", "read_beton", "read_info", "write_beton"],
+        "nas.data.nearest": ["NearestParams", "generate_nearest"],
+        "nas.data.pathfinder": ["PathfinderParams", "generate_pathfinder"],
+        "nas.data.readers": ["ImageFolderSource", "read_cifar", "read_image_folder"],
+        "nas.data.synthetic": ["TASKS", "load_default_dataset", "task_params"],
+        "nas.data.tensor_loader": ["TensorLoader"],
+        "nas.data.torch_loader": ["TorchLoader"],
+    },
+)
 
 __all__ = [
     "ArrayDataset",

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from nas.data.arrays import ArrayDataset, DatasetSplits, channel_stats
-from nas.data.config import KNOWN_STATS
 from nas.data.synthetic import DEFAULT_TASK, TASKS, load_default_dataset, task_params
 
 SOURCES = ("imagefolder", "cifar10", "cifar100", "default")
@@ -86,6 +85,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    from nas.data.config import KNOWN_STATS
     from nas.data.ffcv_io import write_beton
     from nas.data.readers import ImageFolderSource, read_cifar
 

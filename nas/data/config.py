@@ -39,6 +39,7 @@ from nas.data.synthetic import (
 )
 from nas.data.tensor_loader import TensorLoader
 from nas.data.torch_loader import TorchLoader
+from nas.models.spec import MAX_IMAGE_SIZE
 
 DATASETS = ("default", "cifar10", "cifar100", "digits", "imagefolder", "beton")
 # Datasets that need no ``path``: generated, or shipped inside a package.
@@ -63,6 +64,13 @@ class Loader(Protocol):
     def __iter__(self) -> Any: ...
 
     def set_epoch(self, epoch: int) -> None: ...
+
+
+MAX_BATCH_SIZE = 65_536
+MAX_IMAGES = 10_000_000
+MAX_WORKERS = 256
+"""Upper bounds of a loader's batch, of a generated dataset's images (``num_train``,
+``num_val``) and of loader worker processes: a typo fails here instead of exhausting memory."""
 
 
 @dataclass
@@ -137,20 +145,26 @@ class DataConfig:
         if self.name == "beton" and not self.val_path:
             raise bad("val_path", "the validation .beton for name 'beton'")
         ints = {
-            "batch_size": (self.batch_size, 1),
-            "num_train": (self.num_train, 2),
-            "num_val": (self.num_val, 2),
-            "seed": (self.seed, 0),
-            "num_workers": (self.num_workers, 0),
+            "batch_size": (self.batch_size, 1, MAX_BATCH_SIZE),
+            "num_train": (self.num_train, 2, MAX_IMAGES),
+            "num_val": (self.num_val, 2, MAX_IMAGES),
+            "seed": (self.seed, 0, None),
+            "num_workers": (self.num_workers, 0, MAX_WORKERS),
         }
-        for name, (value, low) in ints.items():
+        for name, (value, low, high) in ints.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise bad(name, f"an integer >= {low}")
-        for name in ("eval_batch_size", "resolution", "crop_padding"):
+            if high is not None and value > high:
+                raise bad(name, f"an integer <= {high:,}")
+        optional = {
+            "eval_batch_size": (1, MAX_BATCH_SIZE),
+            "resolution": (1, MAX_IMAGE_SIZE),
+            "crop_padding": (0, MAX_IMAGE_SIZE),
+        }
+        for name, (low, high) in optional.items():
             value = getattr(self, name)
-            low = 0 if name == "crop_padding" else 1
-            if value is not None and (not isinstance(value, int) or value < low):
-                raise bad(name, f"None or an integer >= {low}")
+            if value is not None and (not isinstance(value, int) or not low <= value <= high):
+                raise bad(name, f"None or an integer in [{low}, {high:,}]")
         if self.name == "default" and self.resolution is not None and self.resolution < 16:
             raise bad("resolution", "None or an integer >= 16 for the default dataset")
         if (

@@ -10,11 +10,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from nas.typed_config import suggest
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,17 @@ def register_mixer(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
     return wrap
 
 
+def _registered() -> dict[str, MixerEntry]:
+    """Every registered mixer, the built-in ones imported on first use (``import nas`` is light)."""
+    import nas.mixers  # noqa: F401  (each built-in mixer module registers itself)
+
+    return _MIXERS
+
+
 def get_mixer(name: str) -> MixerEntry:
     """The registry entry for ``name``; a ``KeyError`` with a suggestion if it is unknown."""
     try:
-        return _MIXERS[name]
+        return _registered()[name]
     except KeyError:
         raise KeyError(
             f"unknown mixer {name!r}{suggest(name, _MIXERS)}; registered mixers: {sorted(_MIXERS)}"
@@ -88,4 +96,4 @@ def create_mixer(name: str, dim: int, **knobs: Any) -> nn.Module:
 
 def list_mixers() -> list[str]:
     """Names of all registered mixers, sorted."""
-    return sorted(_MIXERS)
+    return sorted(_registered())

@@ -82,8 +82,6 @@ def resolve_spec(arch: ArchSpec | str | Path | dict) -> ArchSpec:
             return PRESETS[str(arch)]()
         path = Path(arch)
         if path.suffix in (".yaml", ".yml") or path.exists():
-            if not path.exists():
-                raise FileNotFoundError(f"architecture file {path} does not exist")
             return ArchSpec.load(path)
         from nas.mixers.registry import suggest
 

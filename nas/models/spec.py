@@ -20,10 +20,23 @@ import yaml
 
 from nas.errors import NasError
 from nas.mixers.registry import get_mixer, suggest
+from nas.typed_config import check_range
+from nas.yaml_io import parse_yaml, read_yaml
 
 
 class SpecError(NasError):
     """An invalid architecture spec; the message starts with the offending key path."""
+
+
+MAX_IMAGE_SIZE = 2048
+MAX_DIM = 8192
+MAX_DEPTH = 128
+MAX_STAGES = 8
+MAX_MLP_RATIO = 16.0
+MAX_STEM = 64
+"""Upper bounds of the sizes a spec may ask for (image side in px, stage width and depth,
+stages, MLP ratio, stem kernel/stride/padding): far beyond any real backbone, so that a typo
+(``dim: 1e6``) fails here rather than growing a worker until it is killed for memory."""
 
 
 @dataclass(frozen=True)
@@ -175,12 +188,13 @@ class ArchSpec:
 
     @classmethod
     def from_yaml(cls, text: str) -> ArchSpec:
-        return _parse_arch(yaml.safe_load(text))
+        return _parse_arch(parse_yaml(text, "arch.yaml text"))
 
     @classmethod
     def load(cls, path: str | Path) -> ArchSpec:
+        data = read_yaml(path, "architecture file")
         try:
-            return cls.from_yaml(Path(path).read_text())
+            return _parse_arch(data)
         except SpecError as err:
             raise SpecError(f"{path}: {err}") from None
 
@@ -233,6 +247,10 @@ def _positive(value: int | float, where: str) -> None:
         raise SpecError(f"{where}: expected a positive number, found {value!r}")
 
 
+def _at_most(value: int | float, high: int | float, where: str) -> None:
+    check_range(where, value, high=high, error=SpecError)
+
+
 def _parse_mixer(data: Any, where: str) -> MixerSpec:
     if isinstance(data, str):
         data = {"name": data}
@@ -281,6 +299,8 @@ def _parse_stage(data: Any, where: str) -> StageSpec:
     dim = _typed(data, "dim", int, where, _REQUIRED)
     _positive(depth, f"{where}.depth")
     _positive(dim, f"{where}.dim")
+    _at_most(depth, MAX_DEPTH, f"{where}.depth")
+    _at_most(dim, MAX_DIM, f"{where}.dim")
     if "mixer" not in data:
         raise SpecError(f"{where}.mixer: required key is missing")
     overrides = data.get("overrides") or []
@@ -288,6 +308,7 @@ def _parse_stage(data: Any, where: str) -> StageSpec:
         raise SpecError(f"{where}.overrides: expected a list, found {overrides!r}")
     mlp_ratio = _typed(data, "mlp_ratio", float, where, 4.0)
     _positive(mlp_ratio, f"{where}.mlp_ratio")
+    _at_most(mlp_ratio, MAX_MLP_RATIO, f"{where}.mlp_ratio")
     return StageSpec(
         depth=depth,
         dim=dim,
@@ -307,6 +328,8 @@ def _parse_arch(data: Any) -> ArchSpec:
     stages = data.get("stages")
     if not isinstance(stages, list) or not stages:
         raise SpecError(f"arch.stages: expected a non-empty list of stages, found {stages!r}")
+    if len(stages) > MAX_STAGES:
+        raise SpecError(f"arch.stages: expected at most {MAX_STAGES} stages, found {len(stages)}")
     stem = expect_mapping(data.get("stem", {}), "arch.stem", {"kernel_size", "stride", "padding"})
     head = expect_mapping(data.get("head", {}), "arch.head", {"kind", "hidden_ratio", "dropout"})
     head_kind = _typed(head, "kind", str, "arch.head", "mlp")
@@ -339,6 +362,9 @@ def validate(spec: ArchSpec) -> None:
     against its mixer at the stage width (e.g. channel splits that must divide ``dim``)."""
     _positive(spec.image_size, "arch.image_size")
     _positive(spec.in_chans, "arch.in_chans")
+    _at_most(spec.image_size, MAX_IMAGE_SIZE, "arch.image_size")
+    _at_most(spec.in_chans, MAX_STEM, "arch.in_chans")
+    _at_most(spec.head.hidden_ratio, MAX_MLP_RATIO, "arch.head.hidden_ratio")
     if not 0.0 <= spec.drop_path_rate < 1.0:
         raise SpecError(
             f"arch.drop_path_rate: expected a value in [0, 1), found {spec.drop_path_rate}"
@@ -347,6 +373,7 @@ def validate(spec: ArchSpec) -> None:
         raise SpecError(f"arch.head.dropout: expected a value in [0, 1), found {spec.head.dropout}")
     for key, value in dataclasses.asdict(spec.stem).items():
         _positive(value + (key == "padding"), f"arch.stem.{key}")
+        _at_most(value, MAX_STEM, f"arch.stem.{key}")
     if spec.grid_sizes()[-1] < 1:
         raise SpecError(
             f"arch.image_size: {spec.image_size} px is too small for {len(spec.stages)} stages"

@@ -20,11 +20,16 @@ from typing import Any, Literal
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from nas.models.spec import ArchSpec
+from nas.models.spec import MAX_IMAGE_SIZE, ArchSpec
 from nas.search.references import parse_references, project_references
 from nas.search.space import SearchSpace, SpaceError, parse_space
 from nas.training.proxy import ProxyConfig
-from nas.typed_config import ConfigError, convert, dump, load, suggest
+from nas.training.recipe import check_device
+from nas.typed_config import ConfigError, check_range, convert, dump, load, suggest
+from nas.yaml_io import read_mapping
+
+MAX_BATCH = 4096
+"""The largest batch a throughput measurement or a prescreen scores at once."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,10 @@ class SamplerSettings:
     kind: Literal["tpe", "nsga2", "random"] = "tpe"
     n_startup_trials: int = 8
     population_size: int = 16
+
+    def __post_init__(self) -> None:
+        check_range("n_startup_trials", self.n_startup_trials, low=0)
+        check_range("population_size", self.population_size, low=2)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,12 @@ class PrunerSettings:
     reduction_factor: int = 2
     n_startup_trials: int = 4
     n_warmup_steps: int = 1
+
+    def __post_init__(self) -> None:
+        check_range("min_resource", self.min_resource, low=1)
+        check_range("reduction_factor", self.reduction_factor, low=2)
+        check_range("n_startup_trials", self.n_startup_trials, low=0)
+        check_range("n_warmup_steps", self.n_warmup_steps, low=0)
 
 
 @dataclass(frozen=True)
@@ -60,8 +75,7 @@ class PrescreenSettings:
     def __post_init__(self) -> None:
         if not 0.0 < self.keep <= 1.0:
             raise ValueError(f"keep: expected a fraction in (0, 1], found {self.keep}")
-        if self.batch < 2:
-            raise ValueError(f"batch: expected >= 2, found {self.batch}")
+        check_range("batch", self.batch, low=2, high=MAX_BATCH)
 
     @property
     def candidates(self) -> int:
@@ -92,6 +106,7 @@ class SearchSettings:
             raise ValueError(f"trials: expected >= 1, found {self.trials}")
         if self.max_concurrent < 1:
             raise ValueError(f"max_concurrent: expected >= 1, found {self.max_concurrent}")
+        check_range("timeout_minutes", self.timeout_minutes, above=0)
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,10 @@ class ThroughputSettings:
     max_rounds: int = 3
 
     def __post_init__(self) -> None:
+        check_range("resolution", self.resolution, low=1, high=MAX_IMAGE_SIZE)
+        check_range("batch", self.batch, low=1, high=MAX_BATCH)
+        check_range("threads", self.threads, low=1)
+        check_range("repeats", self.repeats, low=1)
         if self.max_rounds < 1:
             raise ValueError(f"max_rounds: expected an integer >= 1, found {self.max_rounds}")
         if self.max_relative_iqr is not None and self.max_relative_iqr <= 0:
@@ -150,6 +169,10 @@ class Constraints:
     max_gmacs: float | None = None
     min_throughput: float | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("max_params_m", "max_gmacs", "min_throughput"):
+            check_range(name, getattr(self, name), above=0)
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -157,6 +180,10 @@ class Resources:
 
     cpu: float = 1.0
     gpu: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_range("cpu", self.cpu, above=0)
+        check_range("gpu", self.gpu, low=0)
 
 
 @dataclass(frozen=True)
@@ -336,17 +363,21 @@ def parse_config(data: Any, default_name: str = "search") -> SearchConfig:
     except ValueError as err:
         message = _dotted(str(err))
         raise ConfigError(message if message.startswith("proxy.") else f"proxy.{message}") from None
+    throughput = load(ThroughputSettings, data.get("throughput"), "throughput")
+    ray = load(RaySettings, data.get("ray"), "ray")
+    for where, device in (("throughput.device", throughput.device), ("proxy.device", proxy.device)):
+        check_device(device, where, local=ray.address is None)
     return SearchConfig(
         name=convert(str, data.get("name", default_name), "name"),
         space=space,
         search=search,
         objectives=tuple(objectives),
-        throughput=load(ThroughputSettings, data.get("throughput"), "throughput"),
+        throughput=throughput,
         constraints=load(Constraints, data.get("constraints"), "constraints"),
         proxy=proxy,
         prescreen=_prescreen(data.get("prescreen")),
         resources=load(Resources, data.get("resources"), "resources"),
-        ray=load(RaySettings, data.get("ray"), "ray"),
+        ray=ray,
         storage=convert(str | None, data.get("storage"), "storage"),
         run_dir=convert(str, data.get("run_dir", "runs"), "run_dir"),
         references=project_references(parse_references(data.get("references")), space),
@@ -377,17 +408,16 @@ def _dotted(message: str) -> str:
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SearchConfig:
     """Read a search file, apply command-line overrides, and validate the result."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"search file {path} does not exist")
     try:
-        cfg = OmegaConf.load(path)
-    except (OmegaConfBaseException, ValueError) as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        cfg = OmegaConf.create(read_mapping(path, "search file"))
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{path}: {str(err).splitlines()[0]}") from None
     apply_overrides(cfg, list(overrides), str(path))
     try:
         data = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as err:
-        raise ConfigError(f"{path}: {err}") from None
+        key = f"{err.full_key}: " if getattr(err, "full_key", None) else ""
+        raise ConfigError(f"{path}: {key}{str(err).splitlines()[0]}") from None
     try:
         return parse_config(data, default_name=path.stem)
     except ConfigError as err:

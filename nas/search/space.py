@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 from nas.errors import NasError
 from nas.mixers.registry import get_mixer, list_mixers, suggest
-from nas.models.spec import ArchSpec, SpecError, expect_mapping
+from nas.models.spec import MAX_DEPTH, MAX_DIM, MAX_MLP_RATIO, ArchSpec, SpecError, expect_mapping
+from nas.typed_config import check_range
 
 
 class ParamSampler(Protocol):
@@ -214,10 +215,11 @@ _STAGE_KEYS = {"depth", "dim", "mixer", "attention_last", "mlp_ratio", "res_scal
 _SPACE_KEYS = {"stages", "mixers", "image_size", "drop_path_rate", "head", "stem"}
 
 
-def _positive_ints(param: Param, where: str) -> None:
+def _positive_ints(param: Param, where: str, high: int) -> None:
     for value in param.values():
         if value <= 0:
             raise SpaceError(f"{where}: expected positive values, found {value!r}")
+        check_range(where, value, high=high, error=SpaceError)
 
 
 def _parse_stage(data: Any, where: str) -> StageSpace:
@@ -227,8 +229,8 @@ def _parse_stage(data: Any, where: str) -> StageSpace:
             raise SpaceError(f"{where}.{key}: required key is missing")
     depth = parse_param(data["depth"], f"{where}.depth", int)
     dim = parse_param(data["dim"], f"{where}.dim", int)
-    _positive_ints(depth, f"{where}.depth")
-    _positive_ints(dim, f"{where}.dim")
+    _positive_ints(depth, f"{where}.depth", MAX_DEPTH)
+    _positive_ints(dim, f"{where}.dim", MAX_DIM)
     mixer = parse_param(data["mixer"], f"{where}.mixer", str)
     if mixer.low is not None:
         raise SpaceError(
@@ -246,6 +248,11 @@ def _parse_stage(data: Any, where: str) -> StageSpace:
         raise SpaceError(
             f"{where}.attention_last: expected values >= 0, found {attention_last.values()}"
         )
+    for value in attention_last.values():
+        check_range(f"{where}.attention_last", value, high=MAX_DEPTH, error=SpaceError)
+    mlp_ratio = parse_param(data.get("mlp_ratio", 4.0), f"{where}.mlp_ratio", float)
+    for value in mlp_ratio.values():
+        check_range(f"{where}.mlp_ratio", value, above=0, high=MAX_MLP_RATIO, error=SpaceError)
     res_scale = data.get("res_scale", False)
     _check_kind(res_scale, bool, f"{where}.res_scale")
     return StageSpace(
@@ -253,7 +260,7 @@ def _parse_stage(data: Any, where: str) -> StageSpace:
         dim=dim,
         mixer=mixer,
         attention_last=attention_last,
-        mlp_ratio=parse_param(data.get("mlp_ratio", 4.0), f"{where}.mlp_ratio", float),
+        mlp_ratio=mlp_ratio,
         res_scale=res_scale,
     )
 

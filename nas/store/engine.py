@@ -10,10 +10,20 @@ import re
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from nas.errors import NasError
 
 SQLITE_BUSY_TIMEOUT_S = 60
+CONNECT_TIMEOUT_S = 10
+SQLITE_HEADER = b"SQLite format 3\x00"
+URL_FORMS = "sqlite:///PATH/search.db or postgresql://USER[:PASSWORD]@HOST:PORT/DATABASE"
+
+
+class StorageError(NasError):
+    """A storage URL the store cannot open; the message names ``storage``, the masked URL and
+    the fix."""
 
 
 def resolve_storage(target: str | Path) -> str:
@@ -55,11 +65,74 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def _parse_storage(url: str) -> URL:
+    """``url`` parsed, or a ``StorageError`` if it is not a URL of a dialect SQLAlchemy knows."""
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise StorageError(
+            f"storage: unknown database kind {url.split(':', 1)[0]!r} in {mask_url(url)}; "
+            f"expected {URL_FORMS}"
+        ) from None
+    except ArgumentError:
+        raise StorageError(
+            f"storage: {mask_url(url)!r} is not a database URL; expected {URL_FORMS}"
+        ) from None
+    return parsed
+
+
+def _check_sqlite_file(url: str, database: str, read_only: bool) -> None:
+    """Fail, creating nothing, if the SQLite file cannot be the store: its folder is missing,
+    it is a folder, it is not an SQLite database, or (to read) it does not exist."""
+    if database in ("", ":memory:"):
+        return
+    path = Path(database)
+    where = f"storage: {mask_url(url)}"
+    if not path.parent.is_dir():
+        raise StorageError(
+            f"{where}: folder {path.parent} does not exist; create it or give a path in an "
+            "existing folder"
+        )
+    if path.is_dir():
+        raise StorageError(f"{where}: {path} is a folder; expected a database file path")
+    if not path.exists():
+        if read_only:
+            raise StorageError(f"{where}: {path} does not exist; give the search.db of a run")
+        return
+    with path.open("rb") as file:
+        head = file.read(len(SQLITE_HEADER))
+    if head and head != SQLITE_HEADER:
+        raise StorageError(
+            f"{where}: {path} is not an SQLite database; give a search.db that nas wrote or "
+            "a new file name"
+        )
+
+
+def _checked_server(engine: Engine, url: str) -> Engine:
+    """``engine`` after one connection, or a ``StorageError`` saying why the server refused."""
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as err:
+        engine.dispose()
+        reason = str(err.orig or err).strip().splitlines()[0]
+        database = make_url(url).database
+        if "does not exist" in reason and database and f'"{database}"' in reason:
+            fix = f"create it (createdb {database}) or fix the database name in the URL"
+        else:
+            fix = "start the server or fix host, port and credentials in the URL"
+        raise StorageError(f"storage: cannot open {mask_url(url)} ({reason}); {fix}") from None
+    return engine
+
+
 def make_engine(url: str, read_only: bool = False) -> Engine:
-    """An engine for ``url``; SQLite gets WAL and a busy timeout, readers get read-only access."""
-    parsed = make_url(url)
+    """An engine for ``url``; SQLite gets WAL and a busy timeout, readers get read-only access.
+    A URL that cannot be opened fails here, before anything is written, as a ``StorageError``."""
+    parsed = _parse_storage(url)
     if is_sqlite(url):
         database = parsed.database or ""
+        _check_sqlite_file(url, database, read_only)
         if read_only:
             uri = f"file:{Path(database).resolve()}?mode=ro"
             engine = create_engine(
@@ -78,10 +151,16 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
             cursor.close()
 
         return engine
-    if read_only and parsed.get_backend_name() == "postgresql":
-        return create_engine(
-            url,
-            pool_pre_ping=True,
-            connect_args={"options": "-c default_transaction_read_only=on"},
-        )
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, object] = {}
+    if parsed.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+        if read_only:
+            connect_args["options"] = "-c default_transaction_read_only=on"
+    try:
+        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    except ImportError as err:
+        raise StorageError(
+            f"storage: the driver of {mask_url(url)} is not installed ({err}); "
+            "for PostgreSQL: pip install 'nas-mixers[postgres]'"
+        ) from None
+    return _checked_server(engine, url)

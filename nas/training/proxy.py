@@ -36,6 +36,7 @@ from nas.training.recipe import (
     seed_everything,
     torch_threads,
 )
+from nas.typed_config import check_range
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ class ProxyConfig:
         for key in ("epochs", "dim_multiple", "seeds"):
             if not isinstance(getattr(self, key), int):
                 raise ValueError(f"proxy.{key}: expected an integer, found {getattr(self, key)!r}")
+        for key, high in _PROXY_MAX.items():
+            check_range(f"proxy.{key}", getattr(self, key), high=high)
         for key in ("weight_decay", "warmup_epochs", "min_lr", "warmup_lr"):
             if getattr(self, key) < 0:
                 raise ValueError(f"proxy.{key}: expected >= 0, found {getattr(self, key)!r}")
@@ -122,6 +125,16 @@ class ProxyConfig:
         if not isinstance(self.data, DataConfig):
             raise ValueError(f"proxy.data: expected a DataConfig, found {type(self.data).__name__}")
         self.data.validate()
+
+
+_PROXY_MAX = {
+    "epochs": 10_000,
+    "width_mult": 16,
+    "depth_mult": 16,
+    "dim_multiple": 1024,
+    "seeds": 100,
+}
+"""Upper bounds of the proxy's sizes, so a typo does not train for days or grow past memory."""
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt as err:
-        signum = err.args[0] if err.args and isinstance(err.args[0], int) else signal.SIGINT
+    except KeyboardInterrupt:
+        signum = _received[-1] if _received else signal.SIGINT
         print(f"nas {args.command}: interrupted: resume with the same command", file=sys.stderr)
         return 128 + signum
     except (ValueError, KeyError, FileNotFoundError) as err:
@@ -52,10 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return getattr(err, "exit_status", 2)
 
 
+_received: list[int] = []
+
+
 def _interrupt(signum: int, _frame: object) -> None:
     """SIGTERM ends a command the way Ctrl-C does: the search records the interrupt, and the
-    exit status is 128 + the signal's number."""
-    raise KeyboardInterrupt(signum)
+    exit status is 128 + the signal's number (remembered here: libraries on the way out may
+    re-raise a fresh KeyboardInterrupt)."""
+    _received.append(signum)
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

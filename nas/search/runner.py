@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -183,6 +185,9 @@ def init_ray(address: str | None) -> None:
     # Ctrl-C raises KeyboardInterrupt through Tune's loop, so the driver records the interrupt
     # (Tune's own handler would end fit() as if the search were done)
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    # ray.init installs a C-level SIGTERM handler that dumps a stack trace and aborts; the
+    # process's own handler (the CLI's: interrupt like Ctrl-C) is put back
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     ray.init(
         address=address or os.environ.get("RAY_ADDRESS"),
         namespace=RAY_NAMESPACE,
@@ -190,6 +195,8 @@ def init_ray(address: str | None) -> None:
         log_to_driver=False,
         logging_level=logging.ERROR,
     )
+    if threading.current_thread() is threading.main_thread() and on_sigterm is not None:
+        signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def check_resources(cfg: SearchConfig) -> None:
@@ -358,10 +365,12 @@ def resume_run(
     dead run left."""
     lease = DriverLease.claim(store, existing, takeover)
     study = open_study(url, existing.study_name, cfg)
-    requeued = requeue_interrupted(study)
+    requeue_interrupted(study)
     store.fail_running_trials(existing.id, INTERRUPTED)
     store.update_search(existing.id, status="running", resumes=existing.resumes + 1, reason=None)
-    return OpenRun(study, existing.id, True, lease, len(requeued))
+    # re-queued now, or by the interrupted driver itself on its way out
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return OpenRun(study, existing.id, True, lease, len(waiting))
 
 
 def drive(

@@ -31,17 +31,19 @@ def _train(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"training config {config} does not exist")
     if config.suffix not in (".yaml", ".yml"):
         raise ValueError(f"config: expected a .yaml file, found {str(config)!r}")
+    from trainers.allowlist import check_hydra_command
     from trainers.train import main  # imports torch and timm: only when training
 
-    argv = sys.argv
-    sys.argv = [
-        "nas train",
+    hydra_args = [
         "--config-path",
         str(config.resolve().parent),
         "--config-name",
         config.stem,
         *args.overrides,
     ]
+    check_hydra_command(hydra_args)  # before Hydra builds anything the file names
+    argv = sys.argv
+    sys.argv = ["nas train", *hydra_args]
     try:
         main()
     finally:

@@ -22,7 +22,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search.config import SearchConfig
+from nas.search.config import SearchConfig, folder_name
 from nas.search.driver import (
     Progress,
     Proposal,
@@ -320,7 +320,7 @@ def drive(
                 time_budget_s=timeout * 60 if timeout else None,
             ),
             run_config=tune.RunConfig(
-                name=study.study_name,
+                name=folder_name(study.study_name),
                 storage_path=str(Path(cfg.run_dir).resolve() / cfg.name / "ray"),
                 verbose=0,
             ),

@@ -17,8 +17,16 @@ def _make(name: str) -> torch.nn.Module:
 
 def test_all_seed_mixers_registered() -> None:
     expected = {
-        "identity", "pooling", "sepconv", "attention", "hyena_pixel", "hyena",
-        "gnconv", "parc", "dynamic_filter", "global_filter",
+        "identity",
+        "pooling",
+        "sepconv",
+        "attention",
+        "hyena_pixel",
+        "hyena",
+        "gnconv",
+        "parc",
+        "dynamic_filter",
+        "global_filter",
     }
     assert expected <= set(list_mixers())
 

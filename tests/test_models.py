@@ -35,7 +35,9 @@ def test_fft_ops_are_counted_with_the_fft_formula() -> None:
         {
             "image_size": 32,
             "head": {"kind": "linear"},
-            "stages": [{"depth": 1, "dim": 8, "mixer": {"name": "global_filter", "pointwise": False}}],
+            "stages": [
+                {"depth": 1, "dim": 8, "mixer": {"name": "global_filter", "pointwise": False}}
+            ],
         }
     )
     prof = profile(spec, 32)

@@ -317,4 +317,14 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from nas.errors import NasError
+    from trainers.allowlist import check_hydra_command
+
+    try:
+        check_hydra_command(sys.argv[1:])
+    except NasError as err:
+        print(f"trainers.train: error: {err}", file=sys.stderr)
+        sys.exit(2)
     main()

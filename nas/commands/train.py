@@ -32,17 +32,19 @@ def _train(args: argparse.Namespace) -> int:
     if config.suffix not in (".yaml", ".yml"):
         raise ValueError(f"config: expected a .yaml file, found {str(config)!r}")
     read_mapping(config, "training config")  # Hydra would report a bad file as a traceback
+    from trainers.allowlist import check_hydra_command
     from trainers.train import main  # imports torch and timm: only when training
 
-    argv = sys.argv
-    sys.argv = [
-        "nas train",
+    hydra_args = [
         "--config-path",
         str(config.resolve().parent),
         "--config-name",
         config.stem,
         *args.overrides,
     ]
+    check_hydra_command(hydra_args)  # before Hydra builds anything the file names
+    argv = sys.argv
+    sys.argv = ["nas train", *hydra_args]
     try:
         main()
     finally:

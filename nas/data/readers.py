@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from nas.data.arrays import ArrayDataset
+from nas.errors import NasError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp", ".tif", ".tiff"})
 
@@ -53,9 +54,51 @@ CIFAR_LAYOUTS = {
 }
 
 
+class UnsafePickleError(NasError):
+    """A CIFAR batch file that names something a batch never holds (a pickle can run code)."""
+
+
+# What a CIFAR batch pickle may name: numpy's array and scalar reconstructors (both the numpy 1
+# and numpy 2 module paths) and the bytes codec of protocol-2 pickles. Dicts, lists, bytes and
+# str need no global at all.
+_CIFAR_GLOBALS = frozenset(
+    {
+        ("_codecs", "encode"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        *(
+            (f"{package}.{module}", name)
+            for package in ("numpy.core", "numpy._core")
+            for module, name in (
+                ("multiarray", "_reconstruct"),
+                ("multiarray", "scalar"),
+                ("numeric", "_frombuffer"),
+            )
+        ),
+    }
+)
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Admits only :data:`_CIFAR_GLOBALS`, so a crafted batch cannot call anything else."""
+
+    def __init__(self, file, path: Path):
+        super().__init__(file, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise UnsafePickleError(
+                f"{self.path}: refused to unpickle {module}.{name}: a CIFAR batch holds only "
+                "dicts, lists, bytes, str and numpy arrays"
+            )
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
+    """A CIFAR batch; anything beyond what batches hold is refused before it is built."""
     with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+        return _CifarUnpickler(f, path).load()
 
 
 def read_cifar(root: str | Path, variant: str, split: str) -> ArrayDataset:

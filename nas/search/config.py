@@ -317,6 +317,20 @@ def _in_schema(key: str) -> bool:
     return True
 
 
+def plain_name(value: str | None, key: str) -> str | None:
+    """``value`` if it can be one folder name: it becomes a path under the run folder and the
+    export folder, so a separator or ``..`` would write outside them."""
+    if value is not None and (not value.strip(" .") or any(s in value for s in ("/", "\\", ".."))):
+        raise ConfigError(f"{key}: expected a plain name (no '/', '\\' or '..'), found {value!r}")
+    return value
+
+
+def folder_name(name: str) -> str:
+    """A name read back from a store (which anyone could have written) as one path component."""
+    text = name.replace("/", "_").replace("\\", "_").replace("..", "_")
+    return text if text.strip(" .") else "_"
+
+
 def parse_config(data: Any, default_name: str = "search") -> SearchConfig:
     """Validate a whole search mapping into a :class:`SearchConfig`."""
     if not isinstance(data, dict):
@@ -352,6 +366,7 @@ def parse_config(data: Any, default_name: str = "search") -> SearchConfig:
     if "accuracy" not in names:
         raise ConfigError(f"objectives: 'accuracy' must be one of the objectives, found {names}")
     search = load(SearchSettings, data.get("search"), "search")
+    plain_name(search.study, "search.study")
     if len(objectives) > 1 and search.pruner.kind in SINGLE_OBJECTIVE_PRUNERS:
         raise ConfigError(
             f"search.pruner.kind: {search.pruner.kind!r} is a single-objective Optuna pruner but "
@@ -368,7 +383,7 @@ def parse_config(data: Any, default_name: str = "search") -> SearchConfig:
     for where, device in (("throughput.device", throughput.device), ("proxy.device", proxy.device)):
         check_device(device, where, local=ray.address is None)
     return SearchConfig(
-        name=convert(str, data.get("name", default_name), "name"),
+        name=plain_name(convert(str, data.get("name", default_name), "name"), "name"),
         space=space,
         search=search,
         objectives=tuple(objectives),

@@ -14,6 +14,7 @@ import optuna
 
 from nas.export import write_export
 from nas.models.spec import ArchSpec
+from nas.search.config import folder_name
 from nas.search.runner import pareto_front
 from nas.search.selection import Pick, select_trial
 from nas.search.summary import front_members
@@ -77,7 +78,7 @@ def export_trial(
     finally:
         store.dispose()
     spec = dataclasses.replace(
-        ArchSpec.from_dict(arch.spec), name=f"{search.study_name}-trial{chosen.number}"
+        ArchSpec.from_dict(arch.spec), name=folder_name(f"{search.study_name}-trial{chosen.number}")
     )
     data = (search.config.get("proxy") or {}).get("data")
     paths = write_export(

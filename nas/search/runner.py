@@ -31,7 +31,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import NasError
-from nas.search.config import SearchConfig
+from nas.search.config import SearchConfig, folder_name
 from nas.search.driver import (
     Progress,
     Proposal,
@@ -418,7 +418,7 @@ def drive(
     start = time.monotonic()
     try:
         if budget > 0 or driver.pending_proposals:
-            _run_trials(cfg, driver, study.study_name)
+            _run_trials(cfg, driver, folder_name(study.study_name))
     except BaseException as err:
         _record_stop(study, store, search_id, time.monotonic() - start, err)
         if isinstance(err, Exception) and not isinstance(err, NasError):

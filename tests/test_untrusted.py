@@ -1,0 +1,167 @@
+"""Files from elsewhere (training configs, CIFAR batches, search files and stores) cannot run
+code or write outside their folders: each is refused with a one-line error, exit status 2."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.data.readers import UnsafePickleError, read_cifar
+from nas.search.config import ConfigError, folder_name, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "search_spaces" / "tiny.yaml"
+
+
+def nas_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The real ``nas`` command line in a subprocess (exit status, stdout, stderr)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "nas.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+class WritesFile:
+    """A pickle whose loading would create ``path`` (what a crafted batch can do)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_crafted_cifar_batch_is_refused_and_runs_nothing(tmp_path: Path) -> None:
+    folder, marker = tmp_path / "cifar-10-batches-py", tmp_path / "pwned"
+    folder.mkdir()
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({b"data": WritesFile(marker), b"labels": [0]}, f)
+    with pytest.raises(UnsafePickleError, match=r"test_batch: refused to unpickle pathlib"):
+        read_cifar(tmp_path, "cifar10", "test")
+    assert not marker.exists()
+    result = nas_cli(
+        "data", "convert", "--source", "cifar10", "--input", str(tmp_path),
+        "--output", str(tmp_path / "x.beton"), "--split", "test", "--num-workers", "1",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("nas data: error: ") and "refused to unpickle" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_genuine_cifar_batch_still_loads(tmp_path: Path, protocol: int) -> None:
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, size=(3, 3072), dtype=np.uint8)
+    batch = {b"data": data, b"labels": [1, 2, 3], b"filenames": [b"a.png"] * 3, b"x": "s"}
+    with open(tmp_path / "test_batch", "wb") as f:
+        pickle.dump(batch, f, protocol=protocol)
+    with open(tmp_path / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, f, protocol)
+    loaded = read_cifar(tmp_path, "cifar10", "test")
+    np.testing.assert_array_equal(loaded.images, data.reshape(-1, 3, 32, 32))
+    assert loaded.labels.tolist() == [1, 2, 3] and loaded.class_names[9] == "c9"
+
+
+@pytest.mark.parametrize("override", ["name=../../x", "search.study=../x", "name=a/b", "name=.."])
+def test_names_that_would_become_paths_are_refused(override: str) -> None:
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"{key}: expected a plain name"):
+        load_config(TINY, [override])
+
+
+def test_search_cli_refuses_a_path_name_and_writes_nothing(tmp_path: Path) -> None:
+    result = nas_cli("search", str(TINY), "name=../escaped", f"run_dir={tmp_path / 'runs'}",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"nas search: error: {TINY}: name: expected a plain name (no '/', '\\' or '..'), "
+        "found '../escaped'"
+    )
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("stored", "folder"),
+    [("../../x", "____x"), ("/etc/cron.d/x", "_etc_cron.d_x"), ("..", "_"), ("ok-1", "ok-1")],
+)
+def test_names_read_back_from_a_store_become_one_folder(stored: str, folder: str) -> None:
+    assert folder_name(stored) == folder
+    assert Path(folder_name(stored)).name == folder_name(stored)
+
+
+CALLBACK = """\
+defaults: [train_schema, _self_]
+hydra:
+  callbacks:
+    x:
+      _target_: pathlib.Path.touch
+      _args_: [{marker}]
+"""
+LOGGING = """\
+defaults: [train_schema, _self_]
+hydra:
+  job_logging:
+    handlers:
+      evil:
+        class: pathlib.Path.touch
+        self: {marker}
+"""
+FACTORY = """\
+defaults: [train_schema, _self_]
+hydra:
+  job_logging:
+    formatters:
+      evil:
+        (): pathlib.Path.touch
+        self: {marker}
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        (CALLBACK, "hydra.callbacks.x._target_"),
+        (LOGGING, "hydra.job_logging.handlers.evil.class"),
+        (FACTORY, "hydra.job_logging.formatters.evil.()"),
+    ],
+)
+def test_train_config_cannot_instantiate_arbitrary_targets(
+    tmp_path: Path, body: str, key: str
+) -> None:
+    marker = tmp_path / "pwned"
+    config = tmp_path / "train.yaml"
+    config.write_text(body.format(marker=marker))
+    result = nas_cli("train", str(config), f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"nas train: error: {config}: {key}: pathlib.Path.touch may not be instantiated from a "
+        "training config; allowed: hydra._internal.core_plugins.basic_launcher.BasicLauncher, "
+        "hydra._internal.core_plugins.basic_sweeper.BasicSweeper, logging.FileHandler, "
+        "logging.Formatter, logging.StreamHandler"
+    )
+    assert not marker.exists() and not (tmp_path / "run").exists()
+
+
+def test_trainer_module_checks_the_same(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    (tmp_path / "train.yaml").write_text(CALLBACK.format(marker=marker))
+    result = subprocess.run(
+        [sys.executable, "-m", "trainers.train", "--config-path", str(tmp_path),
+         "--config-name", "train", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and "may not be instantiated" in result.stderr
+    assert not marker.exists()

@@ -114,6 +114,7 @@ def test_second_driver_is_refused_and_a_killed_worker_is_recorded(tmp_path: Path
     db = tmp_path / "tiny" / "search.db"
     first = _start(tmp_path, "search.trials=16")
     _wait_finished(first, db, 1)
+    os.kill(first.pid, signal.SIGSTOP)  # the first driver, alive, cannot finish meanwhile
     second = subprocess.run(
         _command(tmp_path, "search.trials=16"), cwd=tmp_path, capture_output=True, text=True
     )
@@ -127,6 +128,7 @@ def test_second_driver_is_refused_and_a_killed_worker_is_recorded(tmp_path: Path
         text=True,
     )
     assert takeover.returncode == 2 and "live process on this host" in takeover.stderr
+    os.kill(first.pid, signal.SIGCONT)
 
     deadline = time.monotonic() + 60
     while not (workers := _worker_pids()):

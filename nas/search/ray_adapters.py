@@ -8,9 +8,11 @@ study's pruner; the searcher does ask/tell and knows which trials were pruned.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
+from ray import cloudpickle
 from ray.exceptions import OutOfMemoryError, RayActorError, RayTaskError
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
@@ -60,13 +62,25 @@ class PruningScheduler(_DriverBound, FIFOScheduler):
     def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
         """Tell the driver the cause Ray knows before the searcher is told the trial failed."""
         super().on_trial_error(tune_controller, trial)
-        error = trial.get_pickled_error() or trial.get_error()
-        self.driver.on_error(trial.trial_id, describe_trial_error(error))
+        self.driver.on_error(trial.trial_id, describe_trial_error(_trial_error(trial)))
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if self.driver.on_result(trial.trial_id, result):
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
+
+
+def _trial_error(trial: Any) -> BaseException | None:
+    """The exception Tune has just written beside the trial (locally, before any sync)."""
+    path = trial.pickled_error_file
+    if path and os.path.exists(path):
+        with open(path, "rb") as f:
+            return cloudpickle.load(f)
+    path = trial.error_file
+    if path and os.path.exists(path):
+        with open(path) as f:
+            return RuntimeError(f.read())
+    return None
 
 
 def describe_trial_error(error: BaseException | None) -> str:

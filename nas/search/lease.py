@@ -23,6 +23,7 @@ from nas.store.models import Search, utcnow
 
 LEASE_TTL_S = 60.0
 HEARTBEAT_S = 10.0
+LOST = "another driver took this search over (--takeover); this one stopped handing out trials"
 
 
 class LeaseError(NasError):
@@ -59,6 +60,7 @@ class DriverLease:
         self.token = token
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.lost = False
 
     @classmethod
     def claim(cls, store: SearchStore, search: Search, takeover: bool = False) -> DriverLease:
@@ -99,7 +101,8 @@ class DriverLease:
         def beat() -> None:
             while not self._stop.wait(HEARTBEAT_S):
                 if not self.store.claim_driver(self.search_id, self.token, heartbeat_at=utcnow()):
-                    on_lost("another driver took this search over (--takeover)")
+                    self.lost = True
+                    on_lost(LOST)
                     return
 
         self._thread = threading.Thread(target=beat, name="nas-lease", daemon=True)

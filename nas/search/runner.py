@@ -40,7 +40,7 @@ from nas.search.driver import (
     is_prescreened,
     is_proposal,
 )
-from nas.search.lease import DriverLease
+from nas.search.lease import DriverLease, LeaseError
 from nas.search.pareto import default_reference, hypervolume, non_dominated_mask
 from nas.search.pruners import create_pruner
 from nas.search.samplers import create_sampler
@@ -430,6 +430,8 @@ def drive(
     finally:
         run.lease.release()
     wall = time.monotonic() - start
+    if run.lease.lost:  # the search is the other driver's now: leave its row alone
+        raise LeaseError(f"search {study.study_name}: {driver.fatal}")
     if driver.fatal is not None:
         store.update_search(search_id, add_wall_seconds=wall, status="failed", reason=driver.fatal)
         raise SearchFailed(f"search {study.study_name} failed: {driver.fatal}")

@@ -513,13 +513,14 @@ def time_browser(url: str) -> dict[str, float]:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from nas.commands.dashboard import streamlit_command
+    from nas.commands.dashboard import streamlit_command, streamlit_env
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = subprocess.Popen(
-        streamlit_command(url, "127.0.0.1", port),
+        streamlit_command("127.0.0.1", port),
+        env=streamlit_env(url),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

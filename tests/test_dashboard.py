@@ -33,7 +33,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import data
 from nas.commands.dashboard import APP as CLI_APP
-from nas.commands.dashboard import add_commands, streamlit_command
+from nas.commands.dashboard import add_commands, streamlit_command, streamlit_env
 from nas.models.presets import PRESETS
 from nas.models.spec import ArchSpec
 from nas.search.config import parse_config
@@ -481,11 +481,22 @@ def test_cli_serves_the_app_on_localhost_read_only_by_default(store_url, tmp_pat
     add_commands(parser.add_subparsers())
     args = parser.parse_args(["dashboard", str(tmp_path)])
     assert (args.host, args.port) == ("127.0.0.1", 8501)
-    command = streamlit_command(store_url, args.host, args.port)
+    command = streamlit_command(args.host, args.port)
     assert command[command.index("--server.address") + 1] == "127.0.0.1"
-    assert command[-2:] == ["--", store_url] and CLI_APP == APP
+    assert store_url not in command and CLI_APP == APP  # ps would show a password
+    assert streamlit_env(store_url)["NAS_DASHBOARD_STORAGE"] == store_url
     with pytest.raises(FileNotFoundError, match="no search.db"):
         args.func(args)  # an empty folder is refused before any server starts
+
+
+def test_cli_warns_when_serving_beyond_loopback(tmp_path, capsys) -> None:
+    from nas.cli import main
+
+    assert main(["dashboard", str(tmp_path), "--host", "0.0.0.0"]) == 2  # empty: no store
+    err = capsys.readouterr().err
+    assert "warning: --host 0.0.0.0 serves the dashboard beyond this machine" in err
+    assert main(["dashboard", str(tmp_path)]) == 2
+    assert "warning" not in capsys.readouterr().err
 
 
 def _free_port() -> int:

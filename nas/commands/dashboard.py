@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -35,8 +36,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_dashboard)
 
 
-def streamlit_command(url: str, host: str, port: int) -> list[str]:
-    """The ``streamlit run`` line: headless, no file watcher, no usage statistics."""
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+STORAGE_ENV = "NAS_DASHBOARD_STORAGE"  # dashboard/app.py reads the store's URL from it
+
+
+def streamlit_command(host: str, port: int) -> list[str]:
+    """The ``streamlit run`` line: headless, no file watcher, no usage statistics. The store's
+    URL is not on it (``ps`` would show its password): see :func:`streamlit_env`."""
     return [
         sys.executable,
         "-m",
@@ -59,21 +65,31 @@ def streamlit_command(url: str, host: str, port: int) -> list[str]:
         "light",
         "--theme.primaryColor",
         "#1F3B73",
-        "--",
-        url,
     ]
+
+
+def streamlit_env(url: str) -> dict[str, str]:
+    """The server's environment: this one, plus the store's URL."""
+    return {**os.environ, STORAGE_ENV: url}
 
 
 def _dashboard(args: argparse.Namespace) -> int:
     from nas.store import SearchStore, resolve_storage
     from nas.store.engine import mask_url
 
+    if args.host not in LOOPBACK:
+        print(
+            f"warning: --host {args.host} serves the dashboard beyond this machine without "
+            "authentication; put a reverse proxy with authentication in front of it (README, "
+            "Dashboard)",
+            file=sys.stderr,
+        )
     url = resolve_storage(args.target)
     SearchStore(url, read_only=True).dispose()  # a bad store fails here, not inside the server
     shown = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
     address = f"http://{shown}:{args.port}"
     print(f"dashboard of {mask_url(url)} (read-only) at {address}  (Ctrl-C stops it)")
-    process = subprocess.Popen(streamlit_command(url, args.host, args.port))
+    process = subprocess.Popen(streamlit_command(args.host, args.port), env=streamlit_env(url))
     # A stop request for this command must stop the server too, or it outlives us.
     signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:

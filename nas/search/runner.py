@@ -234,9 +234,12 @@ def memory_check(cfg: SearchConfig, num_classes: int, limit: int | None) -> Call
     def fits(spec) -> str | None:
         if limit is None:
             return None
-        estimate = estimate_training_memory(
-            proxy_spec(spec, cfg.proxy), cfg.proxy.data.batch_size, num_classes
-        )
+        try:
+            estimate = estimate_training_memory(
+                proxy_spec(spec, cfg.proxy), cfg.proxy.data.batch_size, num_classes
+            )
+        except Exception:  # an op fake tensors cannot run: no estimate, the trial decides
+            return None
         if estimate.total_bytes <= limit:
             return None
         return (

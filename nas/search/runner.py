@@ -199,6 +199,12 @@ def init_ray(address: str | None) -> None:
         signal.signal(signal.SIGTERM, on_sigterm)
 
 
+def start_ray(cfg: SearchConfig) -> None:
+    """Ray joined or started, and the trials' requests checked against its nodes."""
+    init_ray(cfg.ray.address)
+    check_resources(cfg)
+
+
 def check_resources(cfg: SearchConfig) -> None:
     """Refuse per-trial requests no live node of the Ray cluster can grant (Tune would wait
     for them forever), saying what the nodes have."""
@@ -281,8 +287,7 @@ def run_search(
 ) -> SearchOutcome:
     """Run (or resume) the search ``cfg`` describes; its seed designs are evaluated first.
     Ray is started and the cluster's resources checked before the store is touched."""
-    init_ray(cfg.ray.address)
-    check_resources(cfg)
+    start_ray(cfg)
     url = cfg.storage_url()
     store = SearchStore(url)
     existing = None if fresh else store.find_resumable(cfg.fingerprint())
@@ -294,17 +299,7 @@ def run_search(
         run = resume_run(url, existing, cfg, store, takeover)
     else:
         study_name = cfg.search.study or new_study_name(cfg.name)
-        study = create_study(url, study_name, cfg)
-        search = store.create_search(
-            study_name=study_name,
-            name=cfg.name,
-            fingerprint=cfg.fingerprint(),
-            config=cfg.raw,
-            objectives=cfg.objective_names,
-            directions=cfg.directions,
-            trials_requested=cfg.search.trials,
-        )
-        run = OpenRun(study, search.id, False, DriverLease.claim(store, search))
+        run = new_run(cfg, store, url, study_name, cfg.fingerprint(), cfg.search.trials)
     architectures = enumerate_architectures(cfg.space)
     proposals = [Proposal(spec, ("reference", name)) for name, spec in cfg.references.items()]
     if on_start is not None:
@@ -337,18 +332,32 @@ def open_proposal_run(
     kind: str,
     requested: int,
     parent_id: int | None = None,
-    takeover: bool = False,
 ) -> OpenRun:
     """The study and search row of a run that evaluates a fixed list of proposals (a
     validation, a benchmark pass): the unfinished one with ``fingerprint`` resumed, else a new
-    one."""
+    one. Ray is started and its resources checked first, as for a search."""
+    start_ray(cfg)
     existing = store.find_resumable(fingerprint)
     if existing is not None:
-        return resume_run(url, existing, cfg, store, takeover)
+        return resume_run(url, existing, cfg, store)
     name = new_study_name(name_prefix)
-    study = create_study(url, name, cfg)
+    return new_run(cfg, store, url, name, fingerprint, requested, kind, parent_id)
+
+
+def new_run(
+    cfg: SearchConfig,
+    store: SearchStore,
+    url: str,
+    study_name: str,
+    fingerprint: str,
+    requested: int,
+    kind: str = "search",
+    parent_id: int | None = None,
+) -> OpenRun:
+    """A new study and its search row, whose lease this process holds."""
+    study = create_study(url, study_name, cfg)
     search = store.create_search(
-        study_name=name,
+        study_name=study_name,
         name=cfg.name,
         fingerprint=fingerprint,
         config=cfg.raw,
@@ -491,8 +500,6 @@ def _run_trials(cfg: SearchConfig, driver: SearchDriver, run_name: str) -> None:
 
         # build the dataset cache once, before trials race for it
         num_classes = load_arrays(cfg.proxy.data).train.num_classes
-    init_ray(cfg.ray.address)
-    check_resources(cfg)
     driver.set_fits(memory_check(cfg, num_classes, node_memory_bytes()))
     settings = TrialSettings(cfg.proxy, cfg.throughput, cfg.constraints)
     trainable = tune.with_resources(

@@ -283,11 +283,15 @@ class SearchDriver:
                 self.fatal = reason
 
     def _fail_proposal(self, proposal: Proposal, reason: str) -> None:
+        self._fail_unstarted(self._proposal_trial(proposal), reason, counts=False)
+
+    def _proposal_trial(self, proposal: Proposal) -> optuna.Trial:
+        """A new trial marked with the proposal's attribute. Not study.ask(): that would pop a
+        re-queued sampler trial from Optuna's waiting queue."""
         trial_id = self.study._storage.create_new_trial(self.study._study_id)
         trial = optuna.Trial(self.study, trial_id)
-        key, value = proposal.attr
-        trial.set_user_attr(key, value)
-        self._fail_unstarted(trial, reason, counts=False)
+        trial.set_user_attr(*proposal.attr)
+        return trial
 
     def _exhausted(self) -> bool:
         """Whether to stop asking: every architecture of the space is trained, or the sampler
@@ -306,11 +310,8 @@ class SearchDriver:
         return self.stop_reason is not None
 
     def _start_proposal(self, run_id: str, proposal: Proposal) -> dict[str, Any]:
-        # Not study.ask(): that would pop a re-queued sampler trial from Optuna's waiting queue.
-        trial_id = self.study._storage.create_new_trial(self.study._study_id)
-        trial = optuna.Trial(self.study, trial_id)
+        trial = self._proposal_trial(proposal)
         key, value = proposal.attr
-        trial.set_user_attr(key, value)
         self._unprunable.add(run_id)
         # a table architecture's attribute is its arch_hash, which the row holds already
         row = {} if key == "table_arch" else {key: value}

@@ -30,3 +30,12 @@ def test_exports_and_hydra_outputs_are_git_ignored() -> None:
         check=False,
     )
     assert result.stdout.split() == paths, result.stderr
+
+
+def test_readme_shows_the_shipped_default_search_space() -> None:
+    """The README's listing is the file a new user runs, not a drifting copy."""
+    readme = (ROOT / "README.md").read_text()
+    marker = "<!-- the file search_spaces/metaformer.yaml -->\n```yaml\n"
+    assert readme.count(marker) == 1
+    listing = readme.split(marker, 1)[1].split("```\n", 1)[0]
+    assert listing == (ROOT / "search_spaces" / "metaformer.yaml").read_text()

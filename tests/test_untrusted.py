@@ -3,6 +3,7 @@ code or write outside their folders: each is refused with a one-line error, exit
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -165,3 +166,41 @@ def test_trainer_module_checks_the_same(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2 and "may not be instantiated" in result.stderr
     assert not marker.exists()
+
+
+LISTENING = """
+import json, psutil, ray
+from nas.search.runner import init_ray
+init_ray(None)
+ray.get(ray.remote(lambda: 0).remote())  # a worker started too
+family = [psutil.Process()] + psutil.Process().children(recursive=True)
+pids = {p.pid: p.name() for p in family}
+sockets = [
+    (pids[c.pid], c.laddr.ip, c.laddr.port)
+    for c in psutil.net_connections(kind="inet")
+    if c.status == psutil.CONN_LISTEN and c.pid in pids
+]
+ray.shutdown()
+print(json.dumps(sockets))
+"""
+
+
+def test_local_ray_instance_listens_on_loopback_only(tmp_path: Path) -> None:
+    """The instance a one-machine search starts (GCS, raylet, object manager, workers) has no
+    reason to be reachable from other hosts, whatever Ray's own authentication allows."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    result = subprocess.run(
+        [sys.executable, "-c", LISTENING],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    sockets = json.loads(result.stdout.splitlines()[-1])
+    names = {name for name, _, _ in sockets}
+    assert {"gcs_server", "raylet"} <= names, sockets  # the servers were seen listening
+    loopback = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+    assert [s for s in sockets if s[1] not in loopback] == []

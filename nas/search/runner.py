@@ -14,6 +14,7 @@ the search failed with its reason and surfaces as one :class:`SearchFailed`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -21,7 +22,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -188,15 +189,35 @@ def init_ray(address: str | None) -> None:
     # ray.init installs a C-level SIGTERM handler that dumps a stack trace and aborts; the
     # process's own handler (the CLI's: interrupt like Ctrl-C) is put back
     on_sigterm = signal.getsignal(signal.SIGTERM)
-    ray.init(
-        address=address or os.environ.get("RAY_ADDRESS"),
-        namespace=RAY_NAMESPACE,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-    )
+    address = address or os.environ.get("RAY_ADDRESS")
+    with _loopback_only(local=address is None):
+        ray.init(
+            address=address,
+            namespace=RAY_NAMESPACE,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
     if threading.current_thread() is threading.main_thread() and on_sigterm is not None:
         signal.signal(signal.SIGTERM, on_sigterm)
+
+
+@contextlib.contextmanager
+def _loopback_only(local: bool) -> Iterator[None]:
+    """A local Ray instance started inside bound to 127.0.0.1 only.
+
+    Ray's servers (GCS, raylet, object manager, workers) listen on the node's IP, which Ray
+    takes to be the host's outward address unless its cluster mode is off (the mode Ray uses on
+    macOS and Windows); a one-machine search has no reason to be reachable from the network.
+    Joining a cluster (``local`` false) changes nothing."""
+    from ray._private import ray_constants
+
+    cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = cluster_mode and not local
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
 
 
 def start_ray(cfg: SearchConfig) -> None:

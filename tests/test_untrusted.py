@@ -8,6 +8,7 @@ import os
 import pickle
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +205,70 @@ def test_local_ray_instance_listens_on_loopback_only(tmp_path: Path) -> None:
     assert {"gcs_server", "raylet"} <= names, sockets  # the servers were seen listening
     loopback = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
     assert [s for s in sockets if s[1] not in loopback] == []
+
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture
+def pg_role():
+    """A PostgreSQL role with a password and a database of its own, dropped afterwards."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    name = f"nas_pw_{uuid.uuid4().hex[:8]}"
+    password = f"s3cret-{uuid.uuid4().hex}"
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+            conn.exec_driver_sql(f"CREATE DATABASE {name} OWNER {name}")
+    except OperationalError as err:  # CI installs the server: there a missing one fails
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"needs PostgreSQL: {err}")
+    yield name, password
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        conn.exec_driver_sql(f"DROP ROLE {name}")
+    admin.dispose()
+
+
+def _stored_text(url: str) -> str:
+    """Every row of every table of the database, as text."""
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = [
+            str(row)
+            for table in inspect(conn).get_table_names()
+            for row in conn.execute(text(f'SELECT * FROM "{table}"'))
+        ]
+    engine.dispose()
+    return "\n".join(rows)
+
+
+def test_a_postgresql_password_is_never_shown_or_stored(pg_role, tmp_path: Path) -> None:
+    """Given through the environment, the password reaches the database driver and nothing
+    else: not the output, not a stored row, not a file of the run or of the export."""
+    role, password = pg_role
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NAS_TEST_PG_PASSWORD": password}
+    url = f"postgresql://{role}:{password}@127.0.0.1:5432/{role}"
+    storage = f"storage=postgresql://{role}:${{oc.env:NAS_TEST_PG_PASSWORD}}@127.0.0.1:5432/{role}"
+    search = subprocess.run(
+        [sys.executable, "-m", "nas.cli", "search", str(TINY), storage, "search.trials=1",
+         f"run_dir={tmp_path / 'runs'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert search.returncode == 0, search.stderr[-3000:]
+    export = nas_cli("export", url, "--out", str(tmp_path / "export"), cwd=tmp_path)
+    assert export.returncode == 0, export.stderr[-3000:]
+
+    masked = f"postgresql://{role}:***@127.0.0.1:5432/{role}"
+    assert masked in search.stdout  # the store is named, its password masked
+    stored = _stored_text(url)
+    assert masked in stored and "nas_trials" not in stored  # the config row holds the mask
+    for shown in (search.stdout, search.stderr, export.stdout, export.stderr, stored):
+        assert password not in shown
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "train.yaml" for p in written)
+    assert [p for p in written if password.encode() in p.read_bytes()] == []

@@ -211,7 +211,7 @@ def table_from_store(store: SearchStore, search_ids: list[int], cfg: SearchConfi
             elif not arch.curves:
                 arch = _with_status(arch, "failed", trial.reason)
             archs[trial.arch_hash] = arch
-    return BenchTable(config=cfg.raw, archs=archs, meta={"seeds": len(search_ids)})
+    return BenchTable(config=cfg.stored_raw, archs=archs, meta={"seeds": len(search_ids)})
 
 
 def _table_arch(store: SearchStore, trial, key: str) -> TableArch:

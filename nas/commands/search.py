@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -160,6 +161,7 @@ def print_summary(outcome, cfg) -> None:
     import optuna
 
     from nas.search.summary import front_members, reference_verdict
+    from nas.store.engine import command_url
     from nas.store import SearchStore
 
     counts = outcome.counts
@@ -216,7 +218,14 @@ def print_summary(outcome, cfg) -> None:
         print(f"seed designs: {verdict.line()}")
     store.dispose()
     print(f"\nhypervolume: {outcome.hypervolume:.6g}")
-    target = outcome.storage_url if cfg.storage else str(Path(cfg.run_dir) / cfg.name)
+    target, dropped = (
+        command_url(outcome.storage_url)
+        if cfg.storage
+        else (str(Path(cfg.run_dir) / cfg.name), False)
+    )
+    target = shlex.quote(target)
+    if dropped:
+        print("(the store's password is left out: give it through PGPASSWORD or ~/.pgpass)")
     print(f"dashboard:   nas dashboard {target}")
     print(f"export:      nas export {target} --search {outcome.study_name} --pick knee")
     print(f"validate:    nas validate {target} --search {outcome.study_name}")

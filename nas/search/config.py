@@ -229,6 +229,16 @@ class SearchConfig:
         path.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{path}"
 
+    @property
+    def stored_raw(self) -> dict[str, Any]:
+        """``raw`` as it may be stored or shown: the storage URL with its password masked
+        (whoever reads the row already holds the URL; a re-run is given it again)."""
+        if not self.raw.get("storage"):
+            return self.raw
+        from nas.store.engine import mask_url
+
+        return {**self.raw, "storage": mask_url(str(self.raw["storage"]))}
+
     def fingerprint(self) -> str:
         """What makes two runs the same search: everything but where and how wide it runs.
         A command started again with the same fingerprint resumes the unfinished search."""

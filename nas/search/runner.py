@@ -381,7 +381,7 @@ def new_run(
         study_name=study_name,
         name=cfg.name,
         fingerprint=fingerprint,
-        config=cfg.raw,
+        config=cfg.stored_raw,
         objectives=cfg.objective_names,
         directions=cfg.directions,
         trials_requested=requested,

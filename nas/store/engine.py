@@ -61,6 +61,22 @@ def mask_url(url: str) -> str:
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
+def command_url(url: str) -> tuple[str, bool]:
+    """``url`` as it goes into a command shown for copying: without its password (PostgreSQL's
+    driver then reads it from ``PGPASSWORD`` or ``~/.pgpass``), and whether one was dropped."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return mask_url(url), False
+    if parsed.password is None:
+        return url, False
+    bare = URL.create(
+        parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database,
+        parsed.query,
+    )  # fmt: skip
+    return bare.render_as_string(hide_password=False), True
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 

@@ -161,8 +161,8 @@ def print_summary(outcome, cfg) -> None:
     import optuna
 
     from nas.search.summary import front_members, reference_verdict
-    from nas.store.engine import command_url
     from nas.store import SearchStore
+    from nas.store.engine import command_url
 
     counts = outcome.counts
     print(

@@ -23,6 +23,8 @@ from nas.models.spec import ArchSpec
 
 ARCH_FILE = "arch.yaml"
 TRAIN_FILE = "train.yaml"
+# ``output_dir`` when set, else Hydra's own default; ``nas_or`` is registered by trainers.train
+HYDRA_RUN_DIR = "${nas_or:${output_dir},outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}}"
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,16 @@ def write_export(
     spec: ArchSpec | str | dict,
     out_dir: str | Path,
     train_overrides: Mapping[str, Any] | None = None,
+    recipe_note: str | None = None,
 ) -> ExportPaths:
     """Write ``arch.yaml`` and ``train.yaml`` into ``out_dir``.
 
     ``train_overrides`` sets training config keys, nested (``{"data": {"name": "cifar10"}}``)
     or dotted (``{"data.name": "cifar10", "epochs": 100}``); they are checked against the
     trainer's schema, so a misspelt key fails here, naming it, rather than at training time.
-    ``model.arch`` is always the exported ``arch.yaml``.
+    ``model.arch`` is always the exported ``arch.yaml``; ``recipe_note`` (which recipe, and why)
+    heads the file. Hydra's own files (``.hydra/``, the log) go into the run's ``output_dir``
+    when one is set, so one folder holds a run.
     """
     from trainers.train import TrainConfig  # the schema lives with the app that reads it
 
@@ -72,7 +77,9 @@ def write_export(
         "#   python -m trainers.train --config-path "
         f"{shlex.quote(str(directory.resolve()))} --config-name train\n"
         "# Relative model.arch paths are read next to this file.\n"
+        + (f"# Recipe: {recipe_note}.\n" if recipe_note else "")
     )
     defaults = yaml.safe_dump({"defaults": ["train_schema", "_self_"]}, sort_keys=False)
-    train_path.write_text(header + defaults + yaml.safe_dump(body, sort_keys=False))
+    hydra = yaml.safe_dump({"hydra": {"run": {"dir": HYDRA_RUN_DIR}}}, sort_keys=False)
+    train_path.write_text(header + defaults + yaml.safe_dump(body, sort_keys=False) + hydra)
     return ExportPaths(directory, arch_path, train_path, command)

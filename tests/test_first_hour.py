@@ -39,3 +39,33 @@ def test_readme_shows_the_shipped_default_search_space() -> None:
     assert readme.count(marker) == 1
     listing = readme.split(marker, 1)[1].split("```\n", 1)[0]
     assert listing == (ROOT / "search_spaces" / "metaformer.yaml").read_text()
+
+
+def test_export_recipe_fits_the_search_data(tmp_path: Path) -> None:
+    """Small data gets the proxy's optimiser and an epoch count scaled to its size; ImageNet-like
+    data keeps the trainer's ImageNet recipe (at the searched networks' side for an ImageFolder)."""
+    from PIL import Image
+
+    from nas.search.train_recipe import fitted_recipe
+
+    proxy = {"epochs": 10, "lr": 0.004, "weight_decay": 0.02, "label_smoothing": 0.0}
+    cifar = fitted_recipe({"proxy": {**proxy, "data": {"name": "cifar10", "path": "/c"}}})
+    assert cifar.overrides["epochs"] == 30  # 1e6 / 50,000 = 20 visits, but >= 3 x 10 epochs
+    assert cifar.overrides["optim"]["lr"] == 0.004
+    assert cifar.overrides["optim"]["weight_decay"] == 0.02
+    assert cifar.overrides["mixup"] == {"label_smoothing": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0}
+    digits = fitted_recipe({"proxy": {**proxy, "data": {"name": "digits", "train_per_class": 20}}})
+    assert digits.overrides["epochs"] == 300  # 200 images: capped at the ImageNet recipe's
+    assert "200 training images at 32 px" in digits.note
+
+    for label in ("a", "b"):
+        (tmp_path / "train" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (40, 40)).save(tmp_path / "train" / label / f"{i}.png")
+    folder = {"name": "imagefolder", "path": str(tmp_path), "resolution": 32}
+    small = fitted_recipe({"proxy": {"data": folder}, "space": {"image_size": 32}})
+    assert "6 training images at 32 px" in small.note
+    imagenet = {"name": "imagefolder", "path": "/data/imagenet", "resolution": 128}
+    big = fitted_recipe({"proxy": {"data": imagenet, "epochs": 18}, "space": {"image_size": 224}})
+    assert big.overrides == {"data": {**imagenet, "resolution": 224}}  # the trainer's defaults
+    assert big.note.startswith("the ImageNet recipe")

@@ -249,3 +249,16 @@ def test_export_best_trial_then_train_it_for_one_epoch(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert train.returncode == 0, train.stderr[-3000:]
+    # the recipe fits the search's data: 2,048 images at 16 px, proxy lr 0.003, 2 proxy epochs
+    recipe = yaml.safe_load((out / "train.yaml").read_text())
+    proxy = cfg.raw["proxy"]
+    assert {k: recipe["data"][k] for k in proxy["data"]} == proxy["data"]
+    assert recipe["epochs"] == min(max(round(1e6 / proxy["data"]["num_train"]), 3 * 2), 300)
+    assert (recipe["mixup"]["mixup_alpha"], recipe["mixup"]["cutmix_alpha"]) == (0.0, 0.0)
+    assert recipe["optim"]["lr"] == proxy["lr"]
+    assert "recipe: fitted to 2,048 training images at 16 px" in export.stdout
+    # progress during the epoch, and Hydra's own files in the run's folder, not ./outputs
+    assert "epoch 1/1" in train.stderr
+    run = tmp_path / "train"
+    assert (run / "metrics.jsonl").is_file() and (run / ".hydra" / "config.yaml").is_file()
+    assert list(run.glob("*.log")) and not (tmp_path / "outputs").exists()

@@ -35,6 +35,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from timm.utils import ModelEmaV3
+from tqdm import tqdm
 
 from nas.data import DataConfig, build_loaders
 from nas.models import build_model, resolve_spec
@@ -107,7 +108,8 @@ class TrainConfig:
     """The whole run. ``resume``: ``auto`` continues from ``<output_dir>/checkpoint.pt`` when it
     exists, ``none`` always starts afresh, anything else is a checkpoint path. ``stop_after``
     ends this invocation after that many epochs while the schedule still spans ``epochs`` (for
-    time-limited jobs: resume later)."""
+    time-limited jobs: resume later). ``progress``: a progress bar over each epoch's batches on
+stderr (the epoch's line is logged when it ends)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -124,6 +126,7 @@ class TrainConfig:
     output_dir: str | None = None
     resume: str = "auto"
     stop_after: int | None = None
+    progress: bool = True
 
     @classmethod
     def from_container(cls, data: dict[str, Any]) -> TrainConfig:
@@ -141,6 +144,9 @@ class TrainConfig:
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+# ``${nas_or:a,b}``: ``a`` unless it is null or empty (an export's ``hydra.run.dir`` follows
+# ``output_dir`` when one is given, and stays Hydra's default otherwise)
+OmegaConf.register_new_resolver("nas_or", lambda value, fallback: value or fallback, replace=True)
 
 
 def resolve_arch(arch: str, config_dir: Path | None) -> ArchSpec:
@@ -220,7 +226,15 @@ def train(cfg: TrainConfig, output_dir: str | Path, config_dir: Path | None = No
     for epoch in range(start_epoch, end_epoch):
         started = time.perf_counter()
         data.train_loader.set_epoch(epoch)
-        stats = loop.train_epoch(data.train_loader)
+        batches = tqdm(
+            data.train_loader,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            leave=False,
+            mininterval=1.0,
+            disable=not cfg.progress,
+        )
+        stats = loop.train_epoch(batches)
         row: dict[str, Any] = {
             "epoch": epoch + 1,
             "train_loss": stats.loss,

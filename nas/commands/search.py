@@ -255,5 +255,6 @@ def _export(args: argparse.Namespace) -> int:
             f"{alternatives}: the data cannot tell them apart, consider them too"
         )
     print(f"  {result.arch_path}\n  {result.train_path}")
+    print(f"recipe: {result.recipe_note}")
     print(f"train it with:\n  {result.command}")
     return 0

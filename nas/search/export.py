@@ -1,7 +1,8 @@
 """``nas export``: one trial of a stored search to ``arch.yaml`` + ``train.yaml``.
 
-The training config defaults to the dataset the search's proxy used, so the exported command
-runs as is; change ``data`` in ``train.yaml`` (or override it) for the real dataset.
+The training config is fitted to the data the search's proxy used (:mod:`nas.search.train_recipe`),
+so the exported command runs as is; change ``data`` in ``train.yaml`` (or override it) for the
+real dataset, and the recipe with it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from nas.search.config import folder_name
 from nas.search.runner import pareto_front
 from nas.search.selection import Pick, select_trial
 from nas.search.summary import front_members
+from nas.search.train_recipe import fitted_recipe
 from nas.store import SearchStore, resolve_storage
 from nas.typed_config import suggest
 
@@ -30,6 +32,7 @@ class ExportResult:
     arch_path: Path
     train_path: Path
     command: str
+    recipe_note: str
     tied_with: tuple[tuple[int, dict[str, float]], ...] = ()
 
 
@@ -80,11 +83,9 @@ def export_trial(
     spec = dataclasses.replace(
         ArchSpec.from_dict(arch.spec), name=folder_name(f"{search.study_name}-trial{chosen.number}")
     )
-    data = (search.config.get("proxy") or {}).get("data")
+    recipe = fitted_recipe(search.config)
     paths = write_export(
-        spec,
-        out_dir or Path("exports") / spec.name,
-        {"data": data} if data else None,
+        spec, out_dir or Path("exports") / spec.name, recipe.overrides, recipe.note
     )
     return ExportResult(
         study_name=search.study_name,
@@ -93,5 +94,6 @@ def export_trial(
         arch_path=paths.arch,
         train_path=paths.train_config,
         command=paths.command,
+        recipe_note=recipe.note,
         tied_with=tied,
     )

@@ -5,11 +5,11 @@ and CutMix 1.0, label smoothing 0.1, lr 1e-3): right for ImageNet-like data, wro
 2-class 32 px task a laptop search proxies on, where Mixup and CutMix erase the small markers
 the label depends on and 300 epochs of 8,000 images is 25 times the ImageNet budget per image.
 
-ImageNet-like (images of 128 px or more, and 100,000 training images or an unknown count)
-keeps the ImageNet recipe, at the searched networks' image size for an ImageFolder. Smaller data gets the proxy's optimiser (lr, weight decay, label
-smoothing), no Mixup/CutMix below 128 px, and an epoch count scaled to the data: about a
-million training-image visits (8,000 images: 125 epochs), at least three times the proxy's
-epochs and at most the ImageNet recipe's 300.
+ImageNet-like (images of 128 px or more, and 100,000 training images or an unknown count) keeps
+the ImageNet recipe, at the searched networks' image size for an ImageFolder. Smaller data gets
+the proxy's optimiser (lr, weight decay, label smoothing), no Mixup/CutMix below 128 px, and an
+epoch count scaled to the data: about a million training-image visits (8,000 images: 125
+epochs), at least three times the proxy's epochs and at most the ImageNet recipe's 300.
 """
 
 from __future__ import annotations

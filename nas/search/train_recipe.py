@@ -3,7 +3,7 @@
 The trainer's defaults are the ImageNet recipe of the MetaFormer papers (300 epochs, Mixup 0.8
 and CutMix 1.0, label smoothing 0.1, lr 1e-3): right for ImageNet-like data, wrong for the
 2-class 32 px task a laptop search proxies on, where Mixup and CutMix erase the small markers
-the label depends on and 300 epochs of 8,000 images is 25 times the ImageNet budget per image.
+the label depends on and the epoch count should follow the data's size, not ImageNet's.
 
 ImageNet-like (images of 128 px or more, and 100,000 training images or an unknown count) keeps
 the ImageNet recipe, at the searched networks' image size for an ImageFolder. Smaller data gets

@@ -225,3 +225,32 @@ def test_nothing_fits_ends_the_search_failed_with_its_reason(tmp_path: Path, sma
     assert search.status == "failed" and "does not fit in memory" in search.reason
     assert all(t.state in ("FAIL", "DUPLICATE") for t in store.trials(search.id))
     assert search.driver_token is None
+
+
+def test_validation_and_bench_runs_resume_a_live_lease_only_with_takeover(tmp_path: Path) -> None:
+    """The lease guards every resumable run, not only searches: a validation (or benchmark
+    pass) whose driver on another host still heartbeats is refused, and taken over on request."""
+    from nas.search.runner import create_study, open_proposal_run
+
+    cfg = load_config(TINY, [f"run_dir={tmp_path}"])
+    url = cfg.storage_url()
+    store = SearchStore(url)
+    create_study(url, "tiny-validate-1", cfg)
+    row = store.create_search(
+        study_name="tiny-validate-1", name="tiny", fingerprint="fp", config=cfg.stored_raw,
+        objectives=cfg.objective_names, directions=cfg.directions, trials_requested=3,
+        kind="validation",
+    )  # fmt: skip
+    assert store.claim_driver(
+        row.id, None, driver_token="theirs", driver_host="elsewhere", driver_pid=1,
+        heartbeat_at=utcnow(),
+    )  # fmt: skip
+    args = (cfg, store, url, "fp", "tiny-validate", "validation", 3)
+    with pytest.raises(LeaseError, match="pid 1 on host elsewhere.*--takeover"):
+        open_proposal_run(*args)
+    run = open_proposal_run(*args, takeover=True)
+    assert run.resumed and run.study.study_name == "tiny-validate-1"
+    (search,) = store.searches()
+    assert (search.driver_host, search.driver_pid) == (socket.gethostname(), os.getpid())
+    run.lease.release()
+    store.dispose()

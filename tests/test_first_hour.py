@@ -53,7 +53,11 @@ def test_export_recipe_fits_the_search_data(tmp_path: Path) -> None:
     assert cifar.overrides["epochs"] == 30  # 1e6 / 50,000 = 20 visits, but >= 3 x 10 epochs
     assert cifar.overrides["optim"]["lr"] == 0.004
     assert cifar.overrides["optim"]["weight_decay"] == 0.02
-    assert cifar.overrides["mixup"] == {"label_smoothing": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0}
+    assert cifar.overrides["mixup"] == {
+        "label_smoothing": 0.0,
+        "mixup_alpha": 0.0,
+        "cutmix_alpha": 0.0,
+    }
     digits = fitted_recipe({"proxy": {**proxy, "data": {"name": "digits", "train_per_class": 20}}})
     assert digits.overrides["epochs"] == 300  # 200 images: capped at the ImageNet recipe's
     assert "200 training images at 32 px" in digits.note

@@ -91,9 +91,11 @@ def build_table(
     seeds_subset: int | None = None,
     store_url: str | None = None,
     on_progress: Callable[[int, Progress], None] | None = None,
+    takeover: bool = False,
 ) -> BuildOutcome:
     """Train the planned architectures once per seed (seeds after the first on
-    ``seeds_subset`` of them, drawn at random) and write the table to ``out``."""
+    ``seeds_subset`` of them, drawn at random) and write the table to ``out``; ``takeover``
+    resumes a pass whose driver's lease has not expired (see :mod:`nas.search.lease`)."""
     if seeds < 1:
         raise BenchError(f"--seeds: expected an integer >= 1, found {seeds}")
     if seeds_subset is not None and seeds_subset < 1:
@@ -117,6 +119,7 @@ def build_table(
             url,
             specs if k == 0 else subset,
             on_progress=(lambda p, k=k: on_progress(k, p)) if on_progress else None,
+            takeover=takeover,
         )
         search_ids.append(search_id)
         wall += seconds
@@ -153,6 +156,7 @@ def _run_pass(
     url: str,
     specs: list[ArchSpec],
     on_progress: Callable[[Progress], None] | None,
+    takeover: bool = False,
 ) -> tuple[int, float]:
     """One seed's pass; a finished pass is reused, an unfinished one resumed."""
     fingerprint = hashlib.sha256(
@@ -172,6 +176,7 @@ def _run_pass(
         f"{cfg.name}-bench-seed{cfg.proxy.seed}",
         kind="bench",
         requested=len(proposals),
+        takeover=takeover,
     )
     outcome = drive(cfg, run, store, proposals, sample=False, on_progress=on_progress)
     search_id = run.search_id

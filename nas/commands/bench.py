@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nas.commands.search import add_takeover_flag
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser(
@@ -33,6 +35,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, default=None, help="table file (default: <name>.parquet)")
     p.add_argument("--store", default=None, help="storage URL (default: runs/<name>/bench.db)")
+    add_takeover_flag(p)
     p.set_defaults(func=_build)
 
     p = commands.add_parser(
@@ -116,6 +119,7 @@ def _build(args: argparse.Namespace) -> int:
             seeds_subset=args.seeds_subset,
             store_url=args.store,
             on_progress=progress,
+            takeover=args.takeover,
         )
     finally:
         for bar in bars.values():

@@ -28,12 +28,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     group.add_argument(
         "--fresh", action="store_true", help="start a new search even if one can resume"
     )
-    p.add_argument(
-        "--takeover",
-        action="store_true",
-        help="resume even though another driver's lease on the search has not expired "
-        "(its holder, e.g. on another host, is known to be gone)",
-    )
+    add_takeover_flag(p)
     p.set_defaults(func=_search)
 
     p = sub.add_parser("export", help="write arch.yaml + train.yaml of a trial of a search")
@@ -46,6 +41,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=None, help="output folder (default: exports/<study>-trial<N>)"
     )
     p.set_defaults(func=_export)
+
+
+def add_takeover_flag(parser: argparse.ArgumentParser) -> None:
+    """``--takeover``, for every command that resumes a run guarded by a driver lease."""
+    parser.add_argument(
+        "--takeover",
+        action="store_true",
+        help="resume even though another driver's lease on the run has not expired "
+        "(its holder, e.g. on another host, is known to be gone)",
+    )
 
 
 class LiveProgress:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nas.commands.search import add_takeover_flag
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -26,6 +28,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-references", action="store_true", help="leave the seed designs out (they cost time)"
     )
+    add_takeover_flag(p)
     p.set_defaults(func=_validate)
 
 
@@ -48,6 +51,7 @@ def _validate(args: argparse.Namespace) -> int:
             overrides=args.overrides,
             on_progress=live,
             references=not args.no_references,
+            takeover=args.takeover,
         )
     finally:
         live.close()

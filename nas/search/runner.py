@@ -353,14 +353,16 @@ def open_proposal_run(
     kind: str,
     requested: int,
     parent_id: int | None = None,
+    takeover: bool = False,
 ) -> OpenRun:
     """The study and search row of a run that evaluates a fixed list of proposals (a
-    validation, a benchmark pass): the unfinished one with ``fingerprint`` resumed, else a new
-    one. Ray is started and its resources checked first, as for a search."""
+    validation, a benchmark pass): the unfinished one with ``fingerprint`` resumed (its lease
+    taken over if ``takeover``), else a new one. Ray is started and its resources checked
+    first, as for a search."""
     start_ray(cfg)
     existing = store.find_resumable(fingerprint)
     if existing is not None:
-        return resume_run(url, existing, cfg, store)
+        return resume_run(url, existing, cfg, store, takeover)
     name = new_study_name(name_prefix)
     return new_run(cfg, store, url, name, fingerprint, requested, kind, parent_id)
 

@@ -133,6 +133,7 @@ def run_validation(
     overrides: Sequence[str] = (),
     on_progress: Callable[[Progress], None] | None = None,
     references: bool = True,
+    takeover: bool = False,
 ) -> tuple[SearchOutcome, ValidationReport]:
     """Retrain a finished search's front (+ seed designs, + ``sample`` others) and report."""
     for flag, value, low in (("--top", top, 1), ("--sample", sample, 0), ("--epochs", epochs, 1)):
@@ -178,6 +179,7 @@ def run_validation(
         kind="validation",
         requested=len(proposals),
         parent_id=parent.id,
+        takeover=takeover,
     )
     outcome = drive(cfg, run, store, proposals, sample=False, on_progress=on_progress)
     report = validation_report(parent_study, run.study, parent, SearchStore(url, read_only=True))

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.views.common import Context, is_fraction, objective_text
+from dashboard.views.common import Context, is_fraction, md, objective_text
 
 PICKS = {
     "knee": "knee of the front",
@@ -82,11 +82,12 @@ def render(ctx: Context) -> None:
             ctx.version,
         )
     except (ValueError, KeyError, FileNotFoundError) as err:
-        st.error(f"export failed: {err}")
+        st.error(f"export failed: {md(err)}")
         return
     fraction = is_fraction(ctx.trials["top1"])
     values = ", ".join(
-        f"{name} {objective_text(name, value, fraction)}" for name, value in files["values"].items()
+        f"{md(name)} {md(objective_text(name, value, fraction))}"
+        for name, value in files["values"].items()
     )
     st.success(f"Trial {files['trial_number']}: {values}")
     st.markdown(

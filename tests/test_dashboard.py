@@ -270,6 +270,11 @@ def test_front_table_is_exactly_the_brute_force_front(app, store_url) -> None:
     assert pruned and not pruned & set(table["trial"])
     assert (table["knee"] == "◆ knee").sum() == 1
     assert table["HV contribution %"].sum() == pytest.approx(100.0)
+    store = SearchStore(store_url, read_only=True)
+    by_number = {t.number: t for t in trials}
+    stored = [store.architecture(by_number[n].user_attrs["arch_hash"]).macs for n in table["trial"]]
+    assert list(table["MACs"]) == stored  # counts, shown with their SI prefix
+    store.dispose()
 
 
 def test_evaluated_seed_design_is_marked(app, store_url) -> None:
@@ -296,6 +301,9 @@ def test_hypervolume_history_matches_recomputing_every_prefix(store_url) -> None
 
 
 def test_filters_and_axes_rerun_cleanly(app) -> None:
+    for axis in data.AXES:
+        app.selectbox(key="front_x").set_value(axis).run()
+        assert not app.exception, axis
     app.selectbox(key="front_x").set_value("params_m").run()
     app.selectbox(key="front_color").set_value("stage 4 mixer").run()
     app.multiselect(key="front_mixers").set_value(["sepconv"]).run()

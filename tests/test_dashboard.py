@@ -15,6 +15,7 @@ import dataclasses
 import html
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -358,6 +359,11 @@ def test_export_view_writes_the_trials_spec(app, store_url) -> None:
     assert labels == ["Download arch.yaml", "Download train.yaml"]
     train_command = next(c.value for c in app.code if c.language == "bash")
     assert "train.yaml" in train_command and "nas-dashboard-export" not in train_command
+    export = next(c.value for c in app.code if c.value.startswith("nas export"))
+    study = _main_study(store_url)
+    assert shlex.split(export) == [
+        *("nas", "export", store_url, "--search", study, "--trial", str(done.number))
+    ]
 
 
 def _plotly_array(value) -> np.ndarray:

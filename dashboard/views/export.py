@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.views.common import Context, is_fraction, md, objective_text
+from nas.store.engine import mask_url
 
 PICKS = {
     "knee": "knee of the front",
@@ -95,9 +97,10 @@ def render(ctx: Context) -> None:
         "and run there"
     )
     st.code(files["command"], language="bash")
-    st.caption("The same export from the command line:")
-    st.code(
-        f"nas export {ctx.url} --search {ctx.search['study_name']} --trial {files['trial_number']}",
+    st.caption("The same export from the command line (a database password masked):")
+    st.code(  # quoted: a stored study name must not turn into shell syntax when pasted
+        f"nas export {shlex.quote(mask_url(ctx.url))} "
+        f"--search {shlex.quote(ctx.search['study_name'])} --trial {files['trial_number']}",
         language="bash",
     )
     a, b = st.columns(2)

@@ -17,8 +17,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard import data
 from dashboard.views import export, front, progress, trial, validation
-from dashboard.views.common import Context, is_fraction, num, objective_text
+from dashboard.views.common import Context, code, is_fraction, md, objective_text
 from nas.store import resolve_storage
+from nas.store.engine import StorageError, mask_url
+from nas.units import number
 
 STORAGE_ENV = "NAS_DASHBOARD_STORAGE"
 VIEWS = {
@@ -29,7 +31,7 @@ VIEWS = {
     "Validation": validation,  # only offered for a search with validation runs
 }
 LIVE_SECONDS = 10
-BEST_LABELS = {"throughput": "best img/s", "params": "fewest params (M)", "macs": "fewest GMACs"}
+BEST_LABELS = {"throughput": "best img/s", "params": "fewest params", "macs": "fewest MACs"}
 
 # Tighter margins and metric values, so eight summary tiles and the chart controls fit on a
 # laptop screen next to the sidebar.
@@ -85,7 +87,7 @@ def sidebar(url: str, searches: pd.DataFrame) -> tuple[pd.Series, str, bool]:
             key="live",
             help="Re-read the store every few seconds while a search runs.",
         )
-        st.caption(f"store (read-only): `{url}`")
+        st.caption(f"store (read-only): {code(mask_url(url))}")
     st.query_params["search"] = name
     st.query_params["view"] = view
     return searches[searches["study_name"] == name].iloc[0], view, live
@@ -107,7 +109,7 @@ def noise_notes(frame: pd.DataFrame) -> list[str]:
     if judged:
         text = f"front dominates {dominated} of {judged} seed designs"
         if standing:
-            text += "; not dominated: " + ", ".join(standing)
+            text += "; not dominated: " + ", ".join(md(name) for name in standing)
         notes.append(text)
     return notes
 
@@ -132,12 +134,12 @@ def summary(search: pd.Series, frame: pd.DataFrame) -> None:
         values = frame.loc[frame["state"] == "COMPLETE", f"obj_{name}"]
         best = (values.max() if direction == "maximize" else values.min()) if len(values) else None
         col.metric(
-            BEST_LABELS.get(name, f"best {name}"), objective_text(name, best, fraction, False)
+            BEST_LABELS.get(name, f"best {md(name)}"), objective_text(name, best, fraction, False)
         )
     hv = data.search_hypervolume(frame, objectives, directions)
     cols[-2].metric(
         "hypervolume",
-        num(hv),
+        number(hv),
         help=f"of the completed trials ({int(frame['on_front'].sum())} on the front), "
         "reference point 0 for maximised positive objectives",
     )
@@ -155,12 +157,12 @@ def page(url: str, study_name: str, view: str) -> None:
     search = searches[searches["study_name"] == study_name].iloc[0]
     frame = data.trials(url, int(search["id"]), version)
     color = {"running": "green", "finished": "blue"}.get(search["status"], "orange")
-    st.header(search["name"])
+    st.header(md(search["name"]))
     objectives = zip(search["objectives"], search["directions"], strict=True)
     st.caption(
-        f"study `{search['study_name']}` · :{color}-badge[{search['status']}] · "
+        f"study {code(search['study_name'])} · :{color}-badge[{md(search['status'])}] · "
         f"started {search['created_at']:%Y-%m-%d %H:%M} UTC · objectives: "
-        + ", ".join(f"{o} ({d})" for o, d in objectives)
+        + ", ".join(f"{md(o)} ({md(d)})" for o, d in objectives)
     )
     summary(search, frame)
     VIEWS[view].render(Context(url, version, search, frame, searches))
@@ -176,8 +178,8 @@ def main() -> None:
     try:
         url = resolve_storage(target)
         searches = data.searches(url, data.store_version(url))
-    except (FileNotFoundError, SQLAlchemyError) as err:
-        st.error(f"Cannot read the search store {target}: {err}")
+    except (FileNotFoundError, StorageError, SQLAlchemyError) as err:
+        st.error(f"Cannot read the search store {md(mask_url(target))}: {md(err)}")
         st.stop()
     if searches.empty:
         st.info("This store holds no search yet. Start `nas search` and refresh.")

@@ -12,8 +12,10 @@ the stored epochs for the learning curve.
 import argparse
 import base64
 import dataclasses
+import html
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -26,12 +28,16 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from markdown_it import MarkdownIt
 from optuna.trial import TrialState
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from streamlit.testing.v1 import AppTest
 
 from dashboard import data
+from dashboard.views.common import Context, code, md
+from dashboard.views.front import front_figure
+from dashboard.views.trial import architecture_html
 from nas.commands.dashboard import APP as CLI_APP
 from nas.commands.dashboard import add_commands, streamlit_command, streamlit_env
 from nas.models.presets import PRESETS
@@ -265,6 +271,11 @@ def test_front_table_is_exactly_the_brute_force_front(app, store_url) -> None:
     assert pruned and not pruned & set(table["trial"])
     assert (table["knee"] == "◆ knee").sum() == 1
     assert table["HV contribution %"].sum() == pytest.approx(100.0)
+    store = SearchStore(store_url, read_only=True)
+    by_number = {t.number: t for t in trials}
+    stored = [store.architecture(by_number[n].user_attrs["arch_hash"]).macs for n in table["trial"]]
+    assert list(table["MACs"]) == stored  # counts, shown with their SI prefix
+    store.dispose()
 
 
 def test_evaluated_seed_design_is_marked(app, store_url) -> None:
@@ -291,6 +302,9 @@ def test_hypervolume_history_matches_recomputing_every_prefix(store_url) -> None
 
 
 def test_filters_and_axes_rerun_cleanly(app) -> None:
+    for axis in data.AXES:
+        app.selectbox(key="front_x").set_value(axis).run()
+        assert not app.exception, axis
     app.selectbox(key="front_x").set_value("params_m").run()
     app.selectbox(key="front_color").set_value("stage 4 mixer").run()
     app.multiselect(key="front_mixers").set_value(["sepconv"]).run()
@@ -345,6 +359,12 @@ def test_export_view_writes_the_trials_spec(app, store_url) -> None:
     assert labels == ["Download arch.yaml", "Download train.yaml"]
     train_command = next(c.value for c in app.code if c.language == "bash")
     assert "train.yaml" in train_command and "nas-dashboard-export" not in train_command
+    assert any(c.value.startswith("Recipe: fitted to ") for c in app.caption)  # as nas export
+    export = next(c.value for c in app.code if c.value.startswith("nas export"))
+    study = _main_study(store_url)
+    assert shlex.split(export) == [
+        *("nas", "export", store_url, "--search", study, "--trial", str(done.number))
+    ]
 
 
 def _plotly_array(value) -> np.ndarray:
@@ -559,3 +579,164 @@ def test_browser_renders_the_front_chart_and_table(tiny_search, tmp_path) -> Non
         server.terminate()  # the command stops its streamlit server with it
         server.wait(timeout=20)
         log.close()
+
+
+HOSTILE = "<img src=x onerror=alert(1)> **bold** [link](http://evil) `tick"
+MARKDOWN = MarkdownIt("commonmark")  # raw HTML passes through, as with unsafe_allow_html
+
+
+def write_hostile_store(url: str) -> None:
+    """A crafted store: every string the pages show holds HTML and markdown."""
+    store = SearchStore(url)
+    sid = store.create_search(
+        study_name=f"study {HOSTILE}",
+        name=f"search {HOSTILE}",
+        fingerprint="0" * 12,
+        config={"name": HOSTILE, "space": {"image_size": 32}},
+        objectives=["accuracy", "throughput"],
+        directions=["maximize", "maximize"],
+        trials_requested=5,
+        status=HOSTILE,
+    ).id
+    specs = {
+        "knob": {"name": "pooling", "pool_size": HOSTILE},
+        "name": {"name": HOSTILE},
+        "plain": {"name": "sepconv", "kernel_size": 3},
+    }
+    for number, (arch, mixer) in enumerate(specs.items()):
+        spec = {"image_size": 32, "stages": [{"depth": 2, "dim": 32, "mixer": mixer}]}
+        store.save_architecture(arch, spec, 50_000 * (number + 1), 800_000 * (number + 1))
+        store.add_trial(sid, number, optuna_trial_id=number, params={}, arch_hash=arch)
+        accuracy, images_per_s = 0.6 + 0.1 * number, 3000.0 - 1000 * number
+        store.add_epoch(sid, number, 1, val_top1=accuracy)
+        store.update_trial(
+            sid,
+            number,
+            state="COMPLETE",
+            accuracy=accuracy,
+            throughput=images_per_s,
+            values=[accuracy, images_per_s],
+            epochs_done=1,
+            reference=HOSTILE if arch == "knob" else None,
+        )
+    for number, state in ((3, "FAIL"), (4, "PRUNED")):
+        store.add_trial(sid, number, optuna_trial_id=number, params={}, arch_hash="plain")
+        if state == "PRUNED":
+            store.add_epoch(sid, number, 1, val_top1=0.2)
+        store.update_trial(sid, number, state=state, reason=f"{state} {HOSTILE}")
+    store.dispose()
+
+
+def _shown_text(app: AppTest) -> list[tuple[str, str, bool]]:
+    """(kind, markdown source, rendered with unsafe_allow_html) of every text element."""
+    out = []
+    for kind in ("markdown", "caption", "header", "subheader", "error", "warning", "info"):
+        for element in app.get(kind):
+            out.append((kind, element.value, bool(getattr(element.proto, "allow_html", False))))
+    out += [("metric", m.label, False) for m in app.metric]
+    return out
+
+
+def _assert_inert(app: AppTest) -> list[str]:
+    """No element's markdown renders a tag, link or emphasis of the hostile string; returns
+    every element's rendered HTML."""
+    pages = []
+    for kind, source, allow_html in _shown_text(app):
+        rendered = MARKDOWN.render(source)
+        for active in ("<img", "<a ", "<strong>bold", 'href="http://evil"'):
+            assert active not in rendered, (kind, source)
+        if allow_html:
+            assert "<img" not in source, source
+        pages.append(rendered)
+    return pages
+
+
+def test_stored_strings_never_inject_html_or_markdown(tmp_path, monkeypatch) -> None:
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    write_hostile_store(url)
+    monkeypatch.setenv("NAS_DASHBOARD_STORAGE", url)
+    app = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not app.exception, app.exception
+    escaped = html.escape(HOSTILE, quote=False)  # the hostile text, shown as text
+    front = _assert_inert(app)
+    assert MARKDOWN.render(app.header[0].value) == f"<p>search {escaped}</p>\n"
+    assert any(f"<code>study {escaped}</code>" in p for p in front)  # the study, in the caption
+    assert any(f"not dominated: {escaped}" in p for p in front)  # the seed design's name
+    chart = json.loads(app.get("plotly_chart")[0].proto.spec)
+    hover = json.dumps(
+        [t.get("customdata") for t in chart["data"]] + [t.get("text") for t in chart["data"]]
+    )
+    assert "<img" not in hover and "&lt;img" in hover  # plotly's text reads a few HTML tags
+
+    app.sidebar.radio(key="view").set_value("Trial").run()
+    for number, shown in ((0, "pool_size="), (1, "stage 1"), (3, "FAIL "), (4, "PRUNED ")):
+        app.number_input(key="trial_number").set_value(number).run()
+        assert not app.exception, (number, app.exception)
+        pages = _assert_inert(app)
+        assert any(shown in p and escaped in p for p in pages), number
+    assert [e.value for e in app.warning] == [f"Stopped early: {md(f'PRUNED {HOSTILE}')}"]
+
+
+def test_architecture_html_escapes_every_stored_value() -> None:
+    spec = {
+        "image_size": HOSTILE,
+        "head": {"kind": HOSTILE},
+        "stages": [
+            {
+                "depth": 3,
+                "dim": 64,
+                "mixer": {"name": HOSTILE, "kernel_size": HOSTILE},
+                "mlp_ratio": HOSTILE,
+                "layer_scale": HOSTILE,
+                "overrides": [{"last": 1, "mixer": {"name": "attention", "heads": HOSTILE}}],
+            }
+        ],
+    }
+    drawing = architecture_html(spec)
+    assert "<img" not in drawing and "`tick" in drawing
+    for shown in (
+        f"<b>{html.escape(HOSTILE)}</b>",  # mixer name (label, legend)
+        html.escape(f"kernel_size={HOSTILE}"),
+        html.escape(f"heads={HOSTILE}"),
+        f"mlp ×{html.escape(HOSTILE)}",
+        f"image size {html.escape(HOSTILE)}",
+    ):
+        assert shown in drawing, shown
+    assert drawing.count('class="block"') == 3
+
+
+def test_markdown_helpers_show_the_text_itself() -> None:
+    for value in (HOSTILE, "a\\b :red[x] $x$ #h", "``two`` ticks`", "`"):
+        assert MARKDOWN.render(md(value)) == f"<p>{html.escape(value, quote=False)}</p>\n"
+        assert MARKDOWN.render(code(value)) == (
+            f"<p><code>{html.escape(value, quote=False)}</code></p>\n"
+        )
+
+
+def test_an_unreadable_store_is_named_without_its_password(monkeypatch) -> None:
+    monkeypatch.setenv("NAS_DASHBOARD_STORAGE", "postgresql://nas:s3cret@127.0.0.1:9/nas")
+    app = AppTest.from_file(str(APP), default_timeout=60).run()
+    [error] = app.error
+    assert MARKDOWN.render(error.value).startswith(
+        "<p>Cannot read the search store postgresql://nas:***@127.0.0.1:9/nas: "
+    )
+    assert "s3cret" not in error.value
+
+
+def test_front_y_axis_zooms_on_the_completed_trials(store_url) -> None:
+    version = data.store_version(store_url)
+    searches = data.searches(store_url, version)
+    search = searches.iloc[-1]
+    frame = data.trials(store_url, int(search["id"]), version).copy()
+    done = frame["state"] == "COMPLETE"
+    frame.loc[done, "top1"] = np.linspace(0.90, 0.95, done.sum())
+    frame.loc[done, "accuracy_low"] = frame.loc[done, "top1"] - 0.01
+    frame.loc[done, "accuracy_high"] = frame.loc[done, "top1"] + 0.01
+    frame.loc[frame["state"] == "PRUNED", "top1"] = 0.5
+    ctx = Context(store_url, version, search, frame, searches)
+    for noise, low, high in ((True, 0.89, 0.96), (False, 0.90, 0.95)):
+        fig = front_figure(ctx, frame, "throughput", None, [], noise)
+        y0, y1 = fig.layout.yaxis.range
+        assert 0.85 <= y0 < low and high < y1 <= 1.0, (noise, y0, y1)
+        pruned = next(t for t in fig.data if t.name.startswith("pruned"))
+        assert set(pruned.y) == {0.5}  # still plotted: autoscale shows them

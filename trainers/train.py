@@ -106,10 +106,10 @@ class EmaConfig:
 @dataclass
 class TrainConfig:
     """The whole run. ``resume``: ``auto`` continues from ``<output_dir>/checkpoint.pt`` when it
-    exists, ``none`` always starts afresh, anything else is a checkpoint path. ``stop_after``
-    ends this invocation after that many epochs while the schedule still spans ``epochs`` (for
-    time-limited jobs: resume later). ``progress``: a progress bar over each epoch's batches on
-stderr (the epoch's line is logged when it ends)."""
+        exists, ``none`` always starts afresh, anything else is a checkpoint path. ``stop_after``
+        ends this invocation after that many epochs while the schedule still spans ``epochs`` (for
+        time-limited jobs: resume later). ``progress``: a progress bar over each epoch's batches on
+    stderr (the epoch's line is logged when it ends)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -1,12 +1,20 @@
-"""What every view shares: the page context, mixer colours and number formats."""
+"""What every view shares: the page context, mixer colours, number formats and escaping.
+
+Every string read from a store is untrusted (a crafted store is a file anyone can hand over):
+it reaches markdown through :func:`md` or :func:`code`, HTML through ``html.escape`` and plotly's
+pseudo-HTML text through :func:`plain`.
+"""
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass
 
 import pandas as pd
 import plotly.express as px
 
+from nas import units
 from nas.mixers.registry import list_mixers
 
 # One colour per mixer, fixed, so a mixer looks the same on every chart and drawing; dark enough
@@ -87,21 +95,36 @@ def pct(value: float | None, fraction: bool = True) -> str:
     return f"{value * 100:.2f} %" if fraction else f"{value:.2f} %"
 
 
-def num(value: float | None, digits: int = 3) -> str:
-    """A compact number: 1 234, 12.3, 0.0123."""
-    if value is None or pd.isna(value):
-        return "—"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}".replace(",", " ")
-    return f"{value:.{digits}g}"
+# Every ASCII punctuation character: CommonMark lets any of them be backslash-escaped, which
+# covers markdown syntax, raw HTML and Streamlit's own :color[...], :emoji: and $math$.
+MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
 
 
-OBJECTIVE_UNITS = {"throughput": "img/s", "params": "M", "macs": "GMACs"}
+def md(text: object) -> str:
+    """``text`` as literal markdown: no markup, link, HTML tag or Streamlit directive in it acts."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+def code(text: object) -> str:
+    """``text`` as a markdown code span, fenced by more backticks than any run inside it."""
+    text = str(text).replace("\n", " ")
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def plain(text: object) -> str:
+    """``text`` for plotly's hover, legend and label text, which reads a few HTML tags.
+
+    Quotes stay: plotly decodes ``&lt;``/``&gt;``/``&amp;`` but shows ``&quot;`` as written.
+    """
+    return html.escape(str(text), quote=False)
 
 
 def objective_text(name: str, value: float | None, fraction: bool, unit: bool = True) -> str:
-    """An objective's value in its unit (accuracy in percent)."""
+    """An objective's value in its unit (accuracy in percent, whether stored as a fraction or
+    not; ``unit`` False drops img/s, for a tile whose label says it)."""
     if name == "accuracy":
         return pct(value, fraction)
-    suffix = OBJECTIVE_UNITS.get(name, "")
-    return num(value) + (f" {suffix}" if unit and suffix else "")
+    return units.objective(name, value, unit)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from dashboard.views.common import Context, is_fraction, objective_text
+from dashboard.views.common import Context, is_fraction, md, objective_text
+from nas.store.engine import command_url
 
 PICKS = {
     "knee": "knee of the front",
@@ -44,6 +46,7 @@ def export_files(
             "trial_number": int(result.trial_number),
             "values": dict(result.values),
             "command": local(result.command),
+            "recipe": result.recipe_note,
             "arch_name": Path(result.arch_path).name,
             "arch_yaml": local(Path(result.arch_path).read_text()),
             "train_name": Path(result.train_path).name,
@@ -82,11 +85,12 @@ def render(ctx: Context) -> None:
             ctx.version,
         )
     except (ValueError, KeyError, FileNotFoundError) as err:
-        st.error(f"export failed: {err}")
+        st.error(f"export failed: {md(err)}")
         return
     fraction = is_fraction(ctx.trials["top1"])
     values = ", ".join(
-        f"{name} {objective_text(name, value, fraction)}" for name, value in files["values"].items()
+        f"{md(name)} {md(objective_text(name, value, fraction))}"
+        for name, value in files["values"].items()
     )
     st.success(f"Trial {files['trial_number']}: {values}")
     st.markdown(
@@ -94,9 +98,13 @@ def render(ctx: Context) -> None:
         "and run there"
     )
     st.code(files["command"], language="bash")
-    st.caption("The same export from the command line:")
-    st.code(
-        f"nas export {ctx.url} --search {ctx.search['study_name']} --trial {files['trial_number']}",
+    st.caption(f"Recipe: {md(files['recipe'])}.")
+    target, dropped = command_url(ctx.url)
+    left_out = " (the store's password left out: give it through PGPASSWORD or ~/.pgpass)"
+    st.caption(f"The same export from the command line{left_out if dropped else ''}:")
+    st.code(  # quoted: a stored study name must not turn into shell syntax when pasted
+        f"nas export {shlex.quote(target)} "
+        f"--search {shlex.quote(ctx.search['study_name'])} --trial {files['trial_number']}",
         language="bash",
     )
     a, b = st.columns(2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -15,8 +17,11 @@ from dashboard.views.common import (
     STATE_COLORS,
     Context,
     is_fraction,
+    md,
     mixer_color,
+    plain,
 )
+from nas import units
 
 # Point clouds above this size are drawn with WebGL so 10k trials stay interactive.
 WEBGL_FROM = 1500
@@ -24,15 +29,18 @@ COMPARE_DASHES = ("dash", "dot", "dashdot", "longdash")
 X_HOVER = {
     "throughput": "%{x:,.0f} img/s",
     "latency_ms": "%{x:.3f} ms",
-    "params_m": "%{x:.2f} M params",
-    "gmacs": "%{x:.2f} GMACs",
+    "params_m": "%{x:.3~r} M params",
+    "macs": "%{x:.3~s} MACs",  # SI prefix: 850k MACs, 1.8G MACs
 }
+# Zoom of the y axis on the completed trials: this share of their span above and below.
+Y_MARGIN = 0.08
+MIN_Y_SPAN = 0.01
 # Few points (front, seeds, knee): every figure in the hover. Clouds: numbers only in
 # customdata and one text per point, which serialise fast for 10k trials.
 DETAILED_HOVER = (
     "<b>trial %{customdata[0]}</b> · %{customdata[1]}<br>%{customdata[2]}<br>"
     "top-1 %{customdata[3]} · %{customdata[4]} img/s · %{customdata[5]} ms<br>"
-    "%{customdata[6]} M params · %{customdata[7]} GMACs<extra></extra>"
+    "%{customdata[6]} · %{customdata[7]}<extra></extra>"
 )
 TIE_FILL = "rgba(120, 120, 120, 0.16)"
 ERROR_COLOR = "rgba(31, 59, 115, 0.55)"
@@ -46,7 +54,7 @@ def filter_trials(
     keep = frame["state"].isin(states)
     if mixers:
         if stage is None:
-            pattern = "|".join(f",{m}," for m in mixers)
+            pattern = "|".join(re.escape(f",{m},") for m in mixers)
             keep &= frame["mixers_used"].str.contains(pattern, regex=True)
         else:
             names = frame[f"stage_{stage + 1}"].str.replace(r"×\d+", "", regex=True)
@@ -66,7 +74,7 @@ def _detailed(frame: pd.DataFrame, fraction: bool) -> np.ndarray:
         for state, epochs in zip(frame["state"], frame["epochs_done"], strict=True)
     ]
     status = [
-        f"{s} · ★ {seed}" if isinstance(seed, str) else s
+        f"{s} · ★ {plain(seed)}" if isinstance(seed, str) else s
         for s, seed in zip(status, frame["seed"], strict=True)
     ]
     status = [
@@ -101,12 +109,12 @@ def _detailed(frame: pd.DataFrame, fraction: bool) -> np.ndarray:
         [
             frame["number"].to_numpy(),
             status,
-            frame["arch"].to_numpy(),
+            [plain(a) for a in frame["arch"]],
             top1,
             speed,
             fmt("latency_ms", ".3f"),
-            fmt("params_m", ".2f"),
-            fmt("gmacs", ".2f"),
+            [units.params(v) for v in frame["params"]],
+            [units.macs(v) for v in frame["macs"]],
         ]
     )
 
@@ -192,6 +200,25 @@ def tie_bands(front: pd.DataFrame, x: str) -> list[go.Scatter]:
     return bands
 
 
+def zoom_range(
+    complete: pd.DataFrame, noise: bool, fraction: bool, others: list[pd.Series]
+) -> list[float] | None:
+    """The y range of the completed trials (their intervals too when drawn) and of overlaid
+    fronts, with a margin: pruned trials far below stay plotted (autoscale shows them) but no
+    longer squash the front into a sliver. None without a completed value."""
+    columns = ["top1", "accuracy_low", "accuracy_high"] if noise else ["top1"]
+    values = np.concatenate(
+        [complete[c].to_numpy(float) for c in columns] + [o.to_numpy(float) for o in others]
+    )
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return None
+    low, high = float(values.min()), float(values.max())
+    span = max(high - low, MIN_Y_SPAN * (1.0 if fraction else 100.0))
+    pad = Y_MARGIN * span + (span - (high - low)) / 2
+    return [low - pad, high + pad]
+
+
 def _cloud(
     frame: pd.DataFrame, x: str, name: str, fraction: bool, errors: dict | None = None, **marker
 ) -> go.Scatter:
@@ -206,7 +233,7 @@ def _cloud(
         marker=marker,
         **(errors or {}),
         customdata=frame["number"].to_numpy(),
-        text=frame["mixers"].to_numpy(),
+        text=frame["mixers"].map(plain).to_numpy(),
         hovertemplate=f"<b>trial %{{customdata}}</b> · {name.split(' (')[0]}<br>%{{text}}<br>"
         f"top-1 {y_hover} · {X_HOVER[x]}<extra></extra>",
     )
@@ -280,7 +307,7 @@ def front_figure(
                 _cloud(
                     part,
                     x,
-                    f"{mixer} ({len(part)})",
+                    f"{plain(mixer)} ({len(part)})",
                     fraction,
                     bars(part, CLOUD_ERROR_COLOR, 0),
                     color=mixer_color(mixer),
@@ -288,16 +315,18 @@ def front_figure(
                     opacity=fade + 0.15,
                 )
             )
+    other_fronts = []
     for i, (name, other) in enumerate(compare):
         done = other[(other["state"] == "COMPLETE") & other["top1"].notna()]
         done = done[np.isfinite(done[x])]
         other_front = done[data.front_2d(done, x, direction)].sort_values(x)
+        other_fronts.append(other_front["top1"])
         fig.add_trace(
             go.Scatter(
                 x=other_front[x],
                 y=other_front["top1"],
                 mode="lines+markers",
-                name=f"front of {name}",
+                name=f"front of {plain(name)}",
                 line={"dash": COMPARE_DASHES[i % len(COMPARE_DASHES)], "width": 2},
                 marker={"size": 7},
                 customdata=_detailed(other_front, fraction),
@@ -330,7 +359,7 @@ def front_figure(
                 y=seeds["top1"],
                 mode="markers+text",
                 name="seed designs (★)",
-                text=seeds["seed"].tolist(),  # few: every one is named
+                text=[plain(n) for n in seeds["seed"]],  # few: every one is named
                 textposition="bottom center",
                 textfont={"size": 10, "color": SEED_COLOR},
                 marker={"symbol": "star", "size": 13, "color": SEED_COLOR, "line": {"width": 1}},
@@ -370,8 +399,10 @@ def front_figure(
         hovermode="closest",
         plot_bgcolor="white",
     )
-    fig.update_xaxes(showgrid=True, gridcolor="#EEE")
-    fig.update_yaxes(showgrid=True, gridcolor="#EEE")
+    fig.update_xaxes(showgrid=True, gridcolor="#EEE", tickformat="~s" if x == "macs" else None)
+    fig.update_yaxes(
+        showgrid=True, gridcolor="#EEE", range=zoom_range(complete, noise, fraction, other_fronts)
+    )
     return fig
 
 
@@ -391,7 +422,7 @@ def ranking_table(ctx: Context) -> pd.DataFrame:
             "img/s IQR": _interval_text(front["thr_q25"], front["thr_q75"], 1.0, ".0f"),
             "latency ms": front["latency_ms"],
             "params M": front["params_m"],
-            "GMACs": front["gmacs"],
+            "MACs": front["macs"],
             "tied with": front["tied_with"],
             "HV contribution %": 100.0 * front["hv_contribution"] / total if total else np.nan,
             "mixers per stage": front["mixers"],
@@ -426,7 +457,7 @@ def seed_table(ctx: Context) -> pd.DataFrame:
             "top-1 95% CI": _interval_text(seeds["accuracy_low"], seeds["accuracy_high"], scale),
             "img/s": seeds["throughput"],
             "params M": seeds["params_m"],
-            "GMACs": seeds["gmacs"],
+            "MACs": seeds["macs"],
         }
     ).reset_index(drop=True)
 
@@ -438,7 +469,7 @@ TABLE_CONFIG = {
     "img/s": st.column_config.NumberColumn("img/s", format="%.0f"),
     "latency ms": st.column_config.NumberColumn("latency ms", format="%.2f"),
     "params M": st.column_config.NumberColumn("params M", format="%.2f"),
-    "GMACs": st.column_config.NumberColumn("GMACs", format="%.2f"),
+    "MACs": st.column_config.NumberColumn("MACs", format="compact"),
     "tied with": st.column_config.TextColumn(
         "tied with",
         help="front members within noise of this one on every objective (overlapping 95% "
@@ -516,7 +547,8 @@ def render(ctx: Context) -> None:
         "The line joins the front of the trials shown (under the filters and this axis); "
         "faded points are dominated, pruned (last validation accuracy before stopping) or "
         "failed trials. Error bars: 95% top-1 interval and throughput interquartile range; "
-        "grey bands: front members tied within noise; ★ seed designs."
+        "grey bands: front members tied within noise; ★ seed designs. The y axis zooms on the "
+        "completed trials: autoscale (the chart's toolbar) shows every trial."
     )
     if hidden:
         note += f" {hidden} trials have no accuracy yet or are filtered out."
@@ -527,7 +559,7 @@ def render(ctx: Context) -> None:
     objectives = zip(ctx.objectives, ctx.directions, strict=True)
     st.caption(
         "Completed trials no other completed trial beats on all objectives "
-        f"({', '.join(f'{o} ({d[:3]})' for o, d in objectives)}). "
+        f"({', '.join(f'{md(o)} ({md(d[:3])})' for o, d in objectives)}). "
         "Pruned trials and duplicates never count. Click a column header to sort; HV "
         "contribution is the hypervolume lost without the trial; `tied with`: front members "
         "within noise of it on every objective."

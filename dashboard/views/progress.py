@@ -31,7 +31,7 @@ def render(ctx: Context) -> None:
                     mode="lines",
                     line={"shape": "hv", "color": FRONT_COLOR, "width": 2},
                     customdata=history[["number", "front_size"]].to_numpy(),
-                    hovertemplate="after trial %{customdata[0]}: %{y:.4g}"
+                    hovertemplate="after trial %{customdata[0]}: %{y:,.4~r}"  # never 1e+4
                     "<br>front of %{customdata[1]}<extra></extra>",
                 )
             )

@@ -15,11 +15,13 @@ from dashboard.views.common import (
     FRONT_COLOR,
     MIXER_SHORT,
     Context,
+    code,
     is_fraction,
+    md,
     mixer_color,
-    num,
     objective_text,
 )
+from nas import units
 
 ARCH_CSS = """
 <style>
@@ -42,50 +44,58 @@ ARCH_CSS = """
 """
 
 
+def _esc(value: object) -> str:
+    """A stored value as HTML text (numbers in ``g`` form): the spec is untrusted."""
+    text = format(value, "g") if isinstance(value, float) else str(value)
+    return html.escape(text)
+
+
 def _knobs_text(mixer: dict[str, Any]) -> str:
     knobs = {k: v for k, v in mixer.items() if k != "name"}
     inner = ", ".join(f"{k}={v}" for k, v in knobs.items())
-    return f"<b>{html.escape(mixer['name'])}</b>" + (
-        f" <code>{html.escape(inner)}</code>" if inner else ""
-    )
+    return f"<b>{_esc(mixer['name'])}</b>" + (f" <code>{_esc(inner)}</code>" if inner else "")
 
 
 def architecture_html(spec: dict[str, Any]) -> str:
-    """One row per stage: a coloured box per block (by mixer), depth × dim and the knobs."""
+    """One row per stage: a coloured box per block (by mixer), depth × dim and the knobs.
+
+    Shown with ``unsafe_allow_html``, so every stored value in it goes through ``html.escape``.
+    """
     rows, used = [], []
     for i, stage in enumerate(spec.get("stages", [])):
-        blocks = data.stage_block_mixers(stage)
+        blocks = [str(b) for b in data.stage_block_mixers(stage)]
         used.extend(b for b in dict.fromkeys(blocks) if b not in used)
         boxes = "".join(
-            f'<div class="block" title="block {j}: {html.escape(b)}" '
-            f'style="background:{mixer_color(b)}">{html.escape(MIXER_SHORT.get(b, b[:4]))}</div>'
+            f'<div class="block" title="block {j}: {_esc(b)}" '
+            f'style="background:{mixer_color(b)}">{_esc(MIXER_SHORT.get(b, b[:4]))}</div>'
             for j, b in enumerate(blocks)
         )
-        extras = [f"mlp ×{stage.get('mlp_ratio', 4.0):g}"]
+        extras = [f"mlp ×{_esc(stage.get('mlp_ratio', 4.0))}"]
         if stage.get("res_scale"):
             extras.append("res-scale")
         if stage.get("layer_scale") is not None:
-            extras.append(f"layer-scale {stage['layer_scale']:g}")
+            extras.append(f"layer-scale {_esc(stage['layer_scale'])}")
         details = [" · ".join([_knobs_text(stage["mixer"]), *extras])]
         for o in stage.get("overrides") or []:
-            where = f"last {o['last']}" if "last" in o else f"blocks {o['blocks']}"
+            where = f"last {_esc(o['last'])}" if "last" in o else f"blocks {_esc(o['blocks'])}"
             details.append(f"{where}: {_knobs_text(o['mixer'])}")
         rows.append(
             f'<div class="row"><div class="label">stage {i + 1}<br>'
-            f"<b>{stage['depth']} × {stage['dim']}</b></div>"
+            f"<b>{_esc(stage['depth'])} × {_esc(stage['dim'])}</b></div>"
             f'<div class="body"><div class="blocks">{boxes}</div>'
             f'<div class="knobs">{"<br>".join(details)}</div></div></div>'
         )
     legend = "".join(
-        f'<span><i class="swatch" style="background:{mixer_color(m)}"></i>{html.escape(m)}</span>'
+        f'<span><i class="swatch" style="background:{mixer_color(m)}"></i>{_esc(m)}</span>'
         for m in used
     )
     head = (
-        f"image size {spec.get('image_size')} · drop path {spec.get('drop_path_rate', 0):g} · "
-        f"head {spec.get('head', {}).get('kind', 'mlp')}"
+        f"image size {_esc(spec.get('image_size'))} · "
+        f"drop path {_esc(spec.get('drop_path_rate', 0.0))} · "
+        f"head {_esc((spec.get('head') or {}).get('kind', 'mlp'))}"
     )
     return (
-        f'{ARCH_CSS}<div class="nas-arch"><div class="knobs">{html.escape(head)}</div>'
+        f'{ARCH_CSS}<div class="nas-arch"><div class="knobs">{head}</div>'
         f'{"".join(rows)}<div class="legend">{legend}</div></div>'
     )
 
@@ -191,10 +201,10 @@ def render(ctx: Context) -> None:
             st.plotly_chart(learning_curve(epochs, fraction, final), key="curve_chart")
         st.markdown("**Profile**")
         a, b, c, d = st.columns(4)
-        a.metric("params (M)", num(trial["params_m"]))
-        b.metric("MACs (G)", num(trial["gmacs"]))
-        c.metric("img/s", num(trial["throughput"]))
-        d.metric("ms / image", num(trial["latency_ms"], 2))
+        a.metric("params", units.params(trial["params"]))
+        b.metric("MACs", units.macs(trial["macs"]))
+        c.metric("img/s", units.number(trial["throughput"]))
+        d.metric("ms / image", units.number(trial["latency_ms"], 2))
         if arch_hash:
             measured = data.throughputs(ctx.url, arch_hash, ctx.version)
             if measured.empty:
@@ -204,7 +214,7 @@ def render(ctx: Context) -> None:
                 settings = measured.T.astype(str)
                 settings.columns = [f"setting {i + 1}" for i in range(len(measured))]
                 st.dataframe(settings, key="throughput_table")
-            st.caption(f"architecture hash `{arch_hash}`")
+            st.caption(f"architecture hash {code(arch_hash)}")
 
 
 def twin_of(trial: pd.Series) -> int | None:
@@ -237,9 +247,11 @@ def noise_text(trial: pd.Series, fraction: bool) -> str:
         how = ""
         if pd.notna(trial["thr_rounds"]) and pd.notna(trial["thr_repeats"]):
             how = f" ({int(trial['thr_rounds'])} round(s) × {int(trial['thr_repeats'])} blocks)"
-        parts.append(f"throughput interquartile range {num(q25)}–{num(q75)} img/s{how}")
+        parts.append(
+            f"throughput interquartile range {units.number(q25)}–{units.number(q75)} img/s{how}"
+        )
     if trial["tied_with"]:
-        parts.append(f"tied within noise with front trials {trial['tied_with']}")
+        parts.append(f"tied within noise with front trials {md(trial['tied_with'])}")
     return " · ".join(parts)
 
 
@@ -259,7 +271,7 @@ def _jump() -> None:
 
 
 def _header(ctx: Context, trial: pd.Series, fraction: bool) -> None:
-    tags = [trial["state"]]
+    tags = [md(trial["state"])]
     twin = twin_of(trial)
     if twin is not None:
         tags.append(f"duplicate of trial {twin}")
@@ -268,7 +280,7 @@ def _header(ctx: Context, trial: pd.Series, fraction: bool) -> None:
     if trial["knee"]:
         tags.append("knee")
     if isinstance(trial["seed"], str):
-        tags.append(f"★ seed design {trial['seed']}")
+        tags.append(f"★ seed design {md(trial['seed'])}")
     st.subheader(f"Trial {trial['number']} · " + " · ".join(tags))
     reason = trial["reason"] if isinstance(trial["reason"], str) else None
     if twin is not None:
@@ -280,9 +292,9 @@ def _header(ctx: Context, trial: pd.Series, fraction: bool) -> None:
             f"Open trial {twin} →", on_click=_open, args=(twin,), type="primary", key="open_twin"
         )
     elif trial["state"] == "FAIL":
-        st.error(f"Failure reason: {reason or 'not recorded'}")
+        st.error(f"Failure reason: {md(reason) if reason else 'not recorded'}")
     elif trial["state"] == "PRUNED":
-        st.warning(f"Stopped early: {reason or 'pruned'}")
+        st.warning(f"Stopped early: {md(reason) if reason else 'pruned'}")
     elif trial["state"] == "RUNNING":
         st.info(f"Running: {trial['epochs_done']} epochs done.")
     if trial["state"] == "COMPLETE":
@@ -292,4 +304,4 @@ def _header(ctx: Context, trial: pd.Series, fraction: bool) -> None:
     noise = noise_text(trial, fraction)
     if noise:
         st.caption(noise)
-    st.markdown(f"`{trial['arch']}`" if trial["arch"] else "")
+    st.markdown(code(trial["arch"]) if trial["arch"] else "")

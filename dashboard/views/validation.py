@@ -15,7 +15,16 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data
-from dashboard.views.common import FRONT_COLOR, KNEE_COLOR, STATE_COLORS, Context, is_fraction
+from dashboard.views.common import (
+    FRONT_COLOR,
+    KNEE_COLOR,
+    STATE_COLORS,
+    Context,
+    code,
+    is_fraction,
+    md,
+    plain,
+)
 
 MIN_PAIRS = 3  # what nas.search.noise.rank_agreement needs
 GROUPS = (
@@ -78,7 +87,7 @@ def agreement_figure(pairs: pd.DataFrame, fraction: bool) -> go.Figure:
                 error_x=error_x,
                 error_y=error_y,
                 customdata=np.column_stack(
-                    [part["trial"], part["validation_trial"], part["mixers"]]
+                    [part["trial"], part["validation_trial"], part["mixers"].map(plain)]
                 ),
                 hovertemplate="<b>trial %{customdata[0]}</b> (validation trial "
                 "%{customdata[1]})<br>%{customdata[2]}<br>"
@@ -174,9 +183,9 @@ def render(ctx: Context) -> None:
     )
     pairs = data.validation_pairs(*key)
     st.caption(
-        f"`{run['study_name']}` ({run['status']}): {len(pairs)} trials of this search retrained "
-        "at higher fidelity and completed. Proxy accuracy is the search trial's, validation "
-        "accuracy its retraining's; bars are 95% intervals."
+        f"{code(run['study_name'])} ({md(run['status'])}): {len(pairs)} trials of this search "
+        "retrained at higher fidelity and completed. Proxy accuracy is the search trial's, "
+        "validation accuracy its retraining's; bars are 95% intervals."
     )
     if pairs.empty:
         st.info("No validation trial has completed yet.")

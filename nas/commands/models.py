@@ -47,10 +47,13 @@ def _presets(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_profiles(rows: list[tuple[str, float, float, str]]) -> None:
-    print(f"{'architecture':22s} {'params (M)':>10s} {'GMACs':>8s}  note")
-    for name, params, gmacs, note in rows:
-        print(f"{name:22s} {params:10.2f} {gmacs:8.2f}  {note}")
+def _print_profiles(rows: list[tuple[str, int, int, str]]) -> None:
+    """One line per architecture; counts with the prefix that fits (``850 kMACs``, not 0.00 G)."""
+    from nas import units
+
+    print(f"{'architecture':22s} {'params':>14s} {'MACs':>12s}  note")
+    for name, params, macs, note in rows:
+        print(f"{name:22s} {units.params(params):>14s} {units.macs(macs):>12s}  {note}")
 
 
 def _profile(args: argparse.Namespace) -> int:
@@ -61,7 +64,7 @@ def _profile(args: argparse.Namespace) -> int:
     rows = []
     for spec in tqdm(specs, desc="profiling", unit="arch", leave=False):
         prof = profile(spec, args.resolution)
-        rows.append((spec.name, prof.mparams, prof.gmacs, f"at {prof.resolution[0]} px"))
+        rows.append((spec.name, prof.params, prof.macs, f"at {prof.resolution[0]} px"))
     _print_profiles(rows)
     return 0
 
@@ -82,6 +85,6 @@ def _demo(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         model(x).logsumexp(dim=1).mean().backward()
         step = time.perf_counter() - start
-        rows.append((name, prof.mparams, prof.gmacs, f"fwd+bwd at {side}px: {step:.2f}s"))
+        rows.append((name, prof.params, prof.macs, f"fwd+bwd at {side}px: {step:.2f}s"))
     _print_profiles(rows)
     return 0

@@ -149,22 +149,22 @@ def _announce(start) -> None:
 
 
 def _format_value(name: str, low: float, value: float, high: float) -> str:
-    """``94.1 ± 0.9`` (accuracy in %, half the 95% interval), ``4378 [4210-4460]`` (IQR)."""
+    """``94.1 ± 0.9`` (accuracy in %, half the 95% interval), ``4,378 [4,210-4,460]`` (IQR),
+    ``12.3 MMACs`` (params and MACs with the prefix that fits)."""
+    from nas import units
+
     if name == "accuracy":
         return f"{100 * value:5.1f} ± {50 * (high - low):3.1f}"
-
-    def number(v: float) -> str:
-        return f"{v:.0f}" if abs(v) >= 100 else f"{v:.4g}"
-
     if high > low:
-        return f"{number(value)} [{number(low)}-{number(high)}]"
-    return number(value)
+        return f"{units.number(value, 4)} [{units.number(low, 4)}-{units.number(high, 4)}]"
+    return units.objective(name, value, unit=False)
 
 
 def print_summary(outcome, cfg) -> None:
     """The closing report: counts, the distinct front with noise and ties, seed designs."""
     import optuna
 
+    from nas import units
     from nas.search.summary import front_members, reference_verdict
     from nas.store import SearchStore
     from nas.store.engine import command_url
@@ -222,7 +222,7 @@ def print_summary(outcome, cfg) -> None:
     if verdict is not None:
         print(f"seed designs: {verdict.line()}")
     store.dispose()
-    print(f"\nhypervolume: {outcome.hypervolume:.6g}")
+    print(f"\nhypervolume: {units.number(outcome.hypervolume, 6)}")
     target, dropped = (
         command_url(outcome.storage_url)
         if cfg.storage
@@ -234,6 +234,13 @@ def print_summary(outcome, cfg) -> None:
     print(f"dashboard:   nas dashboard {target}")
     print(f"export:      nas export {target} --search {outcome.study_name} --pick knee")
     print(f"validate:    nas validate {target} --search {outcome.study_name}")
+
+
+def _values_text(values: dict[str, float]) -> str:
+    """``accuracy=94.12 %, throughput=10,010 img/s``: the objectives in their units."""
+    from nas import units
+
+    return ", ".join(f"{k}={units.objective(k, v)}" for k, v in values.items())
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -248,12 +255,11 @@ def _export(args: argparse.Namespace) -> int:
     )
     print(
         f"exported trial {result.trial_number} of {result.study_name}: "
-        + ", ".join(f"{k}={v:.4g}" for k, v in result.values.items())
+        + _values_text(result.values)
     )
     if result.tied_with:
         alternatives = "; ".join(
-            f"trial {n} (" + ", ".join(f"{k}={v:.4g}" for k, v in values.items()) + ")"
-            for n, values in result.tied_with
+            f"trial {n} ({_values_text(values)})" for n, values in result.tied_with
         )
         print(
             f"warning: the knee (trial {result.trial_number}) is tied within noise with "

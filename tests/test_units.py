@@ -84,3 +84,18 @@ def test_profile_table_of_a_laptop_scale_network(capsys) -> None:
     header, row = capsys.readouterr().out.splitlines()
     assert header.split() == ["architecture", "params", "MACs", "note"]
     assert row.split() == ["tiny", "52", "k", "params", "850", "kMACs", "at", "32", "px"]
+
+
+def test_constraint_reasons_show_sizes_in_units_that_fit() -> None:
+    """A laptop-scale network over a small MACs bound read "0.000 GMACs > max_gmacs 0.0001"."""
+    from nas.search.config import Constraints
+    from nas.search.trainable import constraint_violation
+
+    assert (
+        constraint_violation(Constraints(max_gmacs=0.0001), 100, 345_000, None)
+        == "constraint: 345 kMACs > max_gmacs 0.0001"
+    )
+    assert (
+        constraint_violation(Constraints(max_params_m=2.0), 2_345_678, 0, None)
+        == "constraint: 2.35 M params > max_params_m 2.0"
+    )

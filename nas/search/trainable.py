@@ -16,6 +16,7 @@ from typing import Any
 
 from ray import tune
 
+from nas import units
 from nas.models.profile import profile
 from nas.models.spec import ArchSpec
 from nas.search.config import Constraints, ThroughputSettings
@@ -38,9 +39,9 @@ def constraint_violation(
 ) -> str | None:
     """Why an architecture is out of bounds, or None."""
     if constraints.max_params_m is not None and params / 1e6 > constraints.max_params_m:
-        return f"constraint: {params / 1e6:.2f}M params > max_params_m {constraints.max_params_m}"
+        return f"constraint: {units.params(params)} > max_params_m {constraints.max_params_m}"
     if constraints.max_gmacs is not None and macs / 1e9 > constraints.max_gmacs:
-        return f"constraint: {macs / 1e9:.3f} GMACs > max_gmacs {constraints.max_gmacs}"
+        return f"constraint: {units.macs(macs)} > max_gmacs {constraints.max_gmacs}"
     if (
         images_per_s is not None
         and constraints.min_throughput is not None

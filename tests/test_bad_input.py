@@ -103,6 +103,31 @@ def test_broken_arch_and_training_files(work: Path, capsys) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("epochs=-1", "epochs: expected an integer >= 1, found -1"),
+        ("data.batch_size=31", "data.batch_size: Mixup/CutMix pairs samples within a batch"),
+        ("resume=nope.pt", "resume: checkpoint 'nope.pt' does not exist"),
+        ("device=cdua", "device: expected auto, cpu, cuda, cuda:N or mps, found 'cdua'"),
+        ("data.name=imagefolder data.path=nope", "data val_path: expected a validation image"),
+    ],
+)
+def test_bad_training_values_end_in_one_line(tmp_path: Path, override: str, needle: str) -> None:
+    """Checked inside the Hydra job, they reached the user as Hydra's report of a crashed job
+    (a traceback, exit status 1)."""
+    from nas.export import write_export
+
+    write_export("convformer_s18", tmp_path / "export")
+    result = subprocess.run(
+        [sys.executable, "-m", "nas.cli", "train", "export/train.yaml", *override.split()],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"nas train: error: {needle}"), result.stderr
+
+
 @pytest.mark.parametrize("kind", ["search", "profile"])
 def test_alias_bomb_fails_fast(tmp_path: Path, kind: str) -> None:
     """Nine-fold aliases nine deep (~400 bytes, 10^9 values expanded) must not hang."""
@@ -239,3 +264,14 @@ def test_help_imports_no_heavy_library() -> None:
     loaded = result.stderr.strip().splitlines()[-1]
     assert loaded.startswith("LOADED [] "), loaded
     assert int(loaded.split()[-1]) >= 10  # every command's help was printed
+
+
+def test_unreadable_data_fails_before_the_search_is_stored(work: Path, capsys) -> None:
+    """A wrong data path used to be found after the search's row was written (then marked
+    failed); it must end the command with nothing stored."""
+    _fails(
+        capsys,
+        ["search", "tiny.yaml", "proxy.data.name=imagefolder", "proxy.data.path=nope"],
+        "data val_path: expected a validation image folder, found 'nope/val'",
+    )
+    assert not (work / "runs" / "tiny" / "search.db").exists()

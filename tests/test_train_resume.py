@@ -18,6 +18,7 @@ from nas.commands.train import add_commands
 from nas.data import DataConfig
 from nas.export import write_export
 from nas.training.checkpoint import load_checkpoint
+from nas.typed_config import ConfigError
 from trainers.train import CHECKPOINT, METRICS, ModelConfig, OptimConfig, TrainConfig, train
 
 SPEC = {
@@ -113,7 +114,7 @@ def test_resume_from_a_missing_checkpoint_names_it(
     arch_file: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     cfg = config(arch_file, data_config(tmp_path_factory), resume=str(tmp_path / "nope.pt"))
-    with pytest.raises(FileNotFoundError, match="nope.pt"):
+    with pytest.raises(ConfigError, match="resume: checkpoint .*nope.pt"):
         train(cfg, tmp_path / "run")
 
 

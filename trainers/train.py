@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +39,14 @@ from timm.utils import ModelEmaV3
 from tqdm import tqdm
 
 from nas.data import DataConfig, build_loaders
+from nas.errors import NasError
 from nas.models import build_model, resolve_spec
 from nas.models.spec import ArchSpec
 from nas.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from nas.training.loop import TrainLoop, evaluate
 from nas.training.recipe import (
     amp_dtype,
+    check_device,
     create_grad_scaler,
     create_loss,
     create_mixup,
@@ -53,6 +56,7 @@ from nas.training.recipe import (
     resolve_device,
     seed_everything,
 )
+from nas.typed_config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -271,14 +275,18 @@ def train(cfg: TrainConfig, output_dir: str | Path, config_dir: Path | None = No
 
 def _check(cfg: TrainConfig) -> None:
     """Reject settings that would fail only later, mid-run."""
+    check_device(cfg.device, "device", local=True)
     for key in ("epochs", "stop_after"):
         value = getattr(cfg, key)
         if value is not None and value < 1:
-            raise ValueError(f"{key}: expected an integer >= 1, found {value!r}")
-    amp_dtype(cfg.amp_dtype)
+            raise ConfigError(f"{key}: expected an integer >= 1, found {value!r}")
+    try:
+        amp_dtype(cfg.amp_dtype)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if cfg.mixup.mixup_alpha > 0 or cfg.mixup.cutmix_alpha > 0:
         if cfg.data.batch_size % 2 or not cfg.data.drop_last:
-            raise ValueError(
+            raise ConfigError(
                 "data.batch_size: Mixup/CutMix pairs samples within a batch, so it needs an even "
                 f"batch_size and drop_last=true; found {cfg.data.batch_size} and "
                 f"drop_last={cfg.data.drop_last}"
@@ -292,7 +300,7 @@ def _resume_path(resume: str, default: Path) -> Path | None:
         return default if default.exists() else None
     path = Path(resume)
     if not path.is_file():
-        raise FileNotFoundError(f"resume: checkpoint {resume!r} does not exist")
+        raise ConfigError(f"resume: checkpoint {resume!r} does not exist")
     return path
 
 
@@ -327,13 +335,14 @@ def _hydra_config_dir() -> Path | None:
 def main(cfg: DictConfig) -> None:
     train_cfg = TrainConfig.from_container(OmegaConf.to_container(cfg, resolve=True))
     output_dir = train_cfg.output_dir or HydraConfig.get().runtime.output_dir
-    train(train_cfg, output_dir, _hydra_config_dir())
+    try:
+        train(train_cfg, output_dir, _hydra_config_dir())
+    except NasError as err:  # bad input: one line, not Hydra's report of a crashed job
+        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
+        sys.exit(err.exit_status)
 
 
 if __name__ == "__main__":
-    import sys
-
-    from nas.errors import NasError
     from trainers.allowlist import check_hydra_command
 
     try:

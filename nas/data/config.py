@@ -39,6 +39,7 @@ from nas.data.synthetic import (
 )
 from nas.data.tensor_loader import TensorLoader
 from nas.data.torch_loader import TorchLoader
+from nas.errors import NasError
 from nas.models.spec import MAX_IMAGE_SIZE
 
 DATASETS = ("default", "cifar10", "cifar100", "digits", "imagefolder", "beton")
@@ -71,6 +72,10 @@ MAX_IMAGES = 10_000_000
 MAX_WORKERS = 256
 """Upper bounds of a loader's batch, of a generated dataset's images (``num_train``,
 ``num_val``) and of loader worker processes: a typo fails here instead of exhausting memory."""
+
+
+class DataError(NasError):
+    """A data config or dataset that cannot be read as asked; the message starts with the key."""
 
 
 @dataclass
@@ -121,7 +126,7 @@ class DataConfig:
         known = sorted(f.name for f in dataclasses.fields(cls))
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"data {unknown[0]}: unknown field; expected one of {known}")
+            raise DataError(f"data {unknown[0]}: unknown field; expected one of {known}")
         values = dict(data)
         for key in ("mean", "std"):
             if values.get(key) is not None:
@@ -131,10 +136,10 @@ class DataConfig:
         return cfg
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad field, what was expected and what was found."""
+        """Raise :class:`DataError` naming the first bad field, what was expected and found."""
 
-        def bad(name: str, expected: str) -> ValueError:
-            return ValueError(f"data {name}: expected {expected}, found {getattr(self, name)!r}")
+        def bad(name: str, expected: str) -> DataError:
+            return DataError(f"data {name}: expected {expected}, found {getattr(self, name)!r}")
 
         if self.name not in DATASETS:
             raise bad("name", f"one of {DATASETS}")
@@ -181,7 +186,7 @@ class DataConfig:
             try:
                 check_train_per_class(self.train_per_class)
             except ValueError as err:
-                raise ValueError(f"data {err}") from None
+                raise DataError(f"data {err}") from None
             num_train = 10 * self.train_per_class
             if self.drop_last and num_train < self.batch_size:
                 raise bad(
@@ -194,7 +199,7 @@ class DataConfig:
         try:
             _task_params(self).validate()
         except ValueError as err:
-            raise ValueError(f"data {err}") from None
+            raise DataError(f"data {err}") from None
         if self.mean is not None and len(self.mean) != 3:
             raise bad("mean", "None or 3 numbers")
         if self.std is not None and (len(self.std) != 3 or min(self.std) <= 0):
@@ -331,7 +336,7 @@ def _ffcv_bundle(
     info = read_info(train_path)
     height, width = beton_image_size(train_path)
     if height != width:
-        raise ValueError(
+        raise DataError(
             f"data path: expected square images in {train_path}, found {height}x{width}"
         )
     side = height
@@ -370,7 +375,7 @@ def _image_folder_dirs(cfg: DataConfig) -> tuple[Path, Path]:
     train = root / "train" if (root / "train").is_dir() else root
     val = Path(cfg.val_path) if cfg.val_path else root / "val"
     if not val.is_dir():
-        raise ValueError(f"data val_path: expected a validation image folder, found {str(val)!r}")
+        raise DataError(f"data val_path: expected a validation image folder, found {str(val)!r}")
     return train, val
 
 
@@ -394,7 +399,7 @@ def _pick_stats(cfg: DataConfig, stats: Stats | None) -> Stats:
 def _square_side(cfg: DataConfig, data: ArrayDataset) -> int:
     height, width = data.image_size
     if height != width:
-        raise ValueError(
+        raise DataError(
             f"data resolution: expected square images or a resolution to crop them to, "
             f"found {height}x{width} images"
         )
@@ -404,7 +409,7 @@ def _square_side(cfg: DataConfig, data: ArrayDataset) -> int:
 
 def _check_resolution(cfg: DataConfig, side: int) -> None:
     if cfg.resolution is not None and cfg.resolution != side:
-        raise ValueError(
+        raise DataError(
             f"data resolution: expected None or the data's own size {side} for name "
             f"{cfg.name!r}, found {cfg.resolution!r}"
         )

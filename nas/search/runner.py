@@ -226,6 +226,16 @@ def start_ray(cfg: SearchConfig) -> None:
     check_resources(cfg)
 
 
+def read_data(cfg: SearchConfig) -> None:
+    """The proxy's data read (its cache built, once, before trials race for it) before any
+    row is stored: a wrong path or resolution ends the command, not a search just recorded.
+    FFCV files are opened by the trials themselves."""
+    if cfg.proxy.data.loader != "ffcv":
+        from nas.data import load_arrays
+
+        load_arrays(cfg.proxy.data)
+
+
 def check_resources(cfg: SearchConfig) -> None:
     """Refuse per-trial requests no live node of the Ray cluster can grant (Tune would wait
     for them forever), saying what the nodes have."""
@@ -307,8 +317,10 @@ def run_search(
     on_start: Callable[[SearchStart], None] | None = None,
 ) -> SearchOutcome:
     """Run (or resume) the search ``cfg`` describes; its seed designs are evaluated first.
-    Ray is started and the cluster's resources checked before the store is touched."""
+    Ray is started, the cluster's resources checked and the data read before the store is
+    touched."""
     start_ray(cfg)
+    read_data(cfg)
     url = cfg.storage_url()
     store = SearchStore(url)
     existing = None if fresh else store.find_resumable(cfg.fingerprint())
@@ -358,8 +370,9 @@ def open_proposal_run(
     """The study and search row of a run that evaluates a fixed list of proposals (a
     validation, a benchmark pass): the unfinished one with ``fingerprint`` resumed (its lease
     taken over if ``takeover``), else a new one. Ray is started and its resources checked
-    first, as for a search."""
+    first and the data read, as for a search."""
     start_ray(cfg)
+    read_data(cfg)
     existing = store.find_resumable(fingerprint)
     if existing is not None:
         return resume_run(url, existing, cfg, store, takeover)
@@ -521,8 +534,7 @@ def _run_trials(cfg: SearchConfig, driver: SearchDriver, run_name: str) -> None:
     if cfg.proxy.data.loader != "ffcv":
         from nas.data import load_arrays
 
-        # build the dataset cache once, before trials race for it
-        num_classes = load_arrays(cfg.proxy.data).train.num_classes
+        num_classes = load_arrays(cfg.proxy.data).train.num_classes  # cached by read_data
     driver.set_fits(memory_check(cfg, num_classes, node_memory_bytes()))
     settings = TrialSettings(cfg.proxy, cfg.throughput, cfg.constraints)
     trainable = tune.with_resources(

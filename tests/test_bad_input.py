@@ -51,16 +51,6 @@ def work(tmp_path: Path, monkeypatch) -> Path:
     return tmp_path
 
 
-def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nas.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
-
-
 # YAML files ---------------------------------------------------------------------------------
 
 
@@ -113,37 +103,36 @@ def test_broken_arch_and_training_files(work: Path, capsys) -> None:
         ("data.name=imagefolder data.path=nope", "data val_path: expected a validation image"),
     ],
 )
-def test_bad_training_values_end_in_one_line(tmp_path: Path, override: str, needle: str) -> None:
+def test_bad_training_values_end_in_one_line(
+    tmp_path: Path, override: str, needle: str, nas_cli
+) -> None:
     """Checked inside the Hydra job, they reached the user as Hydra's report of a crashed job
     (a traceback, exit status 1)."""
     from nas.export import write_export
 
     write_export("convformer_s18", tmp_path / "export")
-    result = subprocess.run(
-        [sys.executable, "-m", "nas.cli", "train", "export/train.yaml", *override.split()],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = nas_cli("train", "export/train.yaml", *override.split(), cwd=tmp_path, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"nas train: error: {needle}"), result.stderr
 
 
 @pytest.mark.parametrize("kind", ["search", "profile"])
-def test_alias_bomb_fails_fast(tmp_path: Path, kind: str) -> None:
+def test_alias_bomb_fails_fast(tmp_path: Path, kind: str, nas_cli) -> None:
     """Nine-fold aliases nine deep (~400 bytes, 10^9 values expanded) must not hang."""
     path = tmp_path / "bomb.yaml"
     path.write_text(BOMB)
     assert len(BOMB) < 500
-    result = _cli(kind, str(path), timeout=60)
+    result = nas_cli(kind, str(path), timeout=60)
     assert result.returncode == 2, result.stderr
     assert "expands to more than 100,000 values through its aliases" in result.stderr
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
 
 
-def test_yaml_error_in_a_real_process_has_no_traceback(tmp_path: Path) -> None:
+def test_yaml_error_in_a_real_process_has_no_traceback(tmp_path: Path, nas_cli) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\nspace: {stages: [1, 2]\n")
-    result = _cli("search", str(path), "search.trials=3")
+    result = nas_cli("search", str(path), "search.trials=3")
     assert result.returncode == 2
     assert result.stderr == (
         f"nas search: error: {path}:3:1: expected ',' or '}}', but got '<stream end>' "

@@ -21,19 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "search_spaces" / "tiny.yaml"
 
 
-def nas_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """The real ``nas`` command line in a subprocess (exit status, stdout, stderr)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "nas.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 class WritesFile:
     """A pickle whose loading would create ``path`` (what a crafted batch can do)."""
 
@@ -44,7 +31,7 @@ class WritesFile:
         return (Path.touch, (self.path,))
 
 
-def test_crafted_cifar_batch_is_refused_and_runs_nothing(tmp_path: Path) -> None:
+def test_crafted_cifar_batch_is_refused_and_runs_nothing(tmp_path: Path, nas_cli) -> None:
     folder, marker = tmp_path / "cifar-10-batches-py", tmp_path / "pwned"
     folder.mkdir()
     with open(folder / "test_batch", "wb") as f:
@@ -83,7 +70,7 @@ def test_names_that_would_become_paths_are_refused(override: str) -> None:
         load_config(TINY, [override])
 
 
-def test_search_cli_refuses_a_path_name_and_writes_nothing(tmp_path: Path) -> None:
+def test_search_cli_refuses_a_path_name_and_writes_nothing(tmp_path: Path, nas_cli) -> None:
     result = nas_cli("search", str(TINY), "name=../escaped", f"run_dir={tmp_path / 'runs'}",
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 2
@@ -140,7 +127,7 @@ hydra:
     ],
 )
 def test_train_config_cannot_instantiate_arbitrary_targets(
-    tmp_path: Path, body: str, key: str
+    tmp_path: Path, body: str, key: str, nas_cli
 ) -> None:
     marker = tmp_path / "pwned"
     config = tmp_path / "train.yaml"
@@ -247,17 +234,15 @@ def _stored_text(url: str) -> str:
     return "\n".join(rows)
 
 
-def test_a_postgresql_password_is_never_shown_or_stored(pg_role, tmp_path: Path) -> None:
+def test_a_postgresql_password_is_never_shown_or_stored(pg_role, tmp_path: Path, nas_cli) -> None:
     """Given through the environment, the password reaches the database driver and nothing
     else: not the output, not a stored row, not a file of the run or of the export."""
     role, password = pg_role
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NAS_TEST_PG_PASSWORD": password}
     url = f"postgresql://{role}:{password}@127.0.0.1:5432/{role}"
     storage = f"storage=postgresql://{role}:${{oc.env:NAS_TEST_PG_PASSWORD}}@127.0.0.1:5432/{role}"
-    search = subprocess.run(
-        [sys.executable, "-m", "nas.cli", "search", str(TINY), storage, "search.trials=1",
-         f"run_dir={tmp_path / 'runs'}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    search = nas_cli(
+        "search", str(TINY), storage, "search.trials=1", f"run_dir={tmp_path / 'runs'}",
+        cwd=tmp_path, env={"NAS_TEST_PG_PASSWORD": password}, timeout=600,
     )  # fmt: skip
     assert search.returncode == 0, search.stderr[-3000:]
     export = nas_cli("export", url, "--out", str(tmp_path / "export"), cwd=tmp_path)

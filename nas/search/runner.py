@@ -15,6 +15,7 @@ the search failed with its reason and surfaces as one :class:`SearchFailed`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -65,13 +66,15 @@ class ResourceError(NasError):
 
 @dataclass(frozen=True)
 class OpenRun:
-    """A search row opened (created or resumed) by this process, which holds its lease."""
+    """A search row opened (created or resumed) by this process, which holds its lease;
+    ``num_classes`` of the data it trains on (``None``: an FFCV file, opened by the trials)."""
 
     study: optuna.Study
     search_id: int
     resumed: bool
     lease: DriverLease
     requeued: int = 0
+    num_classes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -226,14 +229,15 @@ def start_ray(cfg: SearchConfig) -> None:
     check_resources(cfg)
 
 
-def read_data(cfg: SearchConfig) -> None:
+def read_data(cfg: SearchConfig) -> int | None:
     """The proxy's data read (its cache built, once, before trials race for it) before any
     row is stored: a wrong path or resolution ends the command, not a search just recorded.
-    FFCV files are opened by the trials themselves."""
-    if cfg.proxy.data.loader != "ffcv":
-        from nas.data import load_arrays
+    Its number of classes; ``None`` for FFCV files, which the trials open themselves."""
+    if cfg.proxy.data.loader == "ffcv":
+        return None
+    from nas.data import load_arrays
 
-        load_arrays(cfg.proxy.data)
+    return load_arrays(cfg.proxy.data).train.num_classes
 
 
 def check_resources(cfg: SearchConfig) -> None:
@@ -320,7 +324,7 @@ def run_search(
     Ray is started, the cluster's resources checked and the data read before the store is
     touched."""
     start_ray(cfg)
-    read_data(cfg)
+    num_classes = read_data(cfg)
     url = cfg.storage_url()
     store = SearchStore(url)
     existing = None if fresh else store.find_resumable(cfg.fingerprint())
@@ -333,6 +337,7 @@ def run_search(
     else:
         study_name = cfg.search.study or new_study_name(cfg.name)
         run = new_run(cfg, store, url, study_name, cfg.fingerprint(), cfg.search.trials)
+    run = dataclasses.replace(run, num_classes=num_classes)
     architectures = enumerate_architectures(cfg.space)
     proposals = [Proposal(spec, ("reference", name)) for name, spec in cfg.references.items()]
     if on_start is not None:
@@ -372,12 +377,14 @@ def open_proposal_run(
     taken over if ``takeover``), else a new one. Ray is started and its resources checked
     first and the data read, as for a search."""
     start_ray(cfg)
-    read_data(cfg)
+    num_classes = read_data(cfg)
     existing = store.find_resumable(fingerprint)
     if existing is not None:
-        return resume_run(url, existing, cfg, store, takeover)
-    name = new_study_name(name_prefix)
-    return new_run(cfg, store, url, name, fingerprint, requested, kind, parent_id)
+        run = resume_run(url, existing, cfg, store, takeover)
+    else:
+        name = new_study_name(name_prefix)
+        run = new_run(cfg, store, url, name, fingerprint, requested, kind, parent_id)
+    return dataclasses.replace(run, num_classes=num_classes)
 
 
 def new_run(
@@ -466,7 +473,7 @@ def drive(
     start = time.monotonic()
     try:
         if budget > 0 or driver.pending_proposals:
-            _run_trials(cfg, driver, folder_name(study.study_name))
+            _run_trials(cfg, driver, folder_name(study.study_name), run.num_classes)
     except BaseException as err:
         _record_stop(study, store, search_id, time.monotonic() - start, err)
         if isinstance(err, Exception) and not isinstance(err, NasError):
@@ -521,21 +528,19 @@ def drive(
     )
 
 
-def _run_trials(cfg: SearchConfig, driver: SearchDriver, run_name: str) -> None:
+def _run_trials(
+    cfg: SearchConfig, driver: SearchDriver, run_name: str, num_classes: int | None
+) -> None:
     """Ray Tune over the driver's trials: Tune's own error log is silenced, since every
     failure is recorded in the store with its cause (and a traceback would land in the
-    progress display)."""
+    progress display). ``num_classes`` sizes the memory estimate's head (``None``: 1,000,
+    an upper bound when the data is not loaded)."""
     from ray import tune
 
     from nas.search.ray_adapters import AskTellSearcher, PruningScheduler
     from nas.search.trainable import TrialSettings, run_trial
 
-    num_classes = 1000  # an upper bound for the memory estimate when the data is not loaded
-    if cfg.proxy.data.loader != "ffcv":
-        from nas.data import load_arrays
-
-        num_classes = load_arrays(cfg.proxy.data).train.num_classes  # cached by read_data
-    driver.set_fits(memory_check(cfg, num_classes, node_memory_bytes()))
+    driver.set_fits(memory_check(cfg, num_classes or 1000, node_memory_bytes()))
     settings = TrialSettings(cfg.proxy, cfg.throughput, cfg.constraints)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, settings=settings),

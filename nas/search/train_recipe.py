@@ -22,9 +22,7 @@ IMAGENET_LIKE_SIDE = 128
 IMAGENET_LIKE_IMAGES = 100_000
 IMAGE_VISITS = 1_000_000
 MAX_EPOCHS = 300
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 KNOWN_SIZES = {"cifar10": (50_000, 32), "cifar100": (50_000, 32)}
-DIGITS_TRAIN, DIGITS_SIDE = 1_437, 32
 
 
 @dataclass(frozen=True)
@@ -94,23 +92,29 @@ _PROXY_KEYS = (
 
 def training_size(data: Any) -> tuple[int | None, int | None]:
     """(training images, image side) of a data config, each ``None`` where it is not known
-    without reading the data (an FFCV file, an ImageFolder at its own size)."""
+    without reading the data (an FFCV file, a missing ImageFolder, one at its own size). An
+    ImageFolder's images are counted the way its loader lists them, without decoding any."""
+    from nas.data import digits
+    from nas.data.readers import ImageFolderSource
+
     side = data.resolution
     if data.name == "default":
         return data.num_train, side or 32
     if data.name == "digits":
-        images = DIGITS_TRAIN if data.train_per_class is None else 10 * data.train_per_class
-        return images, side or DIGITS_SIDE
+        per_class = data.train_per_class
+        images = digits.NUM_IMAGES - digits.NUM_VAL if per_class is None else 10 * per_class
+        return images, side or digits.DEFAULT_RESOLUTION
     if data.name in KNOWN_SIZES:
         images, own = KNOWN_SIZES[data.name]
         return images, side or own
     if data.name != "imagefolder" or data.path is None:
         return None, side  # an FFCV file
-    train = Path(data.path) / "train"
-    if not train.is_dir():
+    root = Path(data.path)
+    train = root / "train" if (root / "train").is_dir() else root  # as the loader picks it
+    try:
+        return len(ImageFolderSource(train)), side
+    except (FileNotFoundError, ValueError):  # not there, or no images: read at training time
         return None, side
-    images = sum(1 for p in train.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return images, side
 
 
 def _describe(images: int | None, side: int | None) -> str:

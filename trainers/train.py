@@ -331,6 +331,11 @@ def _hydra_config_dir() -> Path | None:
     return None
 
 
+def _program() -> str:
+    """How the user ran this app, for its error lines: ``nas train`` sets ``argv[0]`` to that."""
+    return sys.argv[0] if sys.argv[0] == "nas train" else "trainers.train"
+
+
 @hydra.main(version_base="1.3", config_path=None, config_name="train_schema")
 def main(cfg: DictConfig) -> None:
     train_cfg = TrainConfig.from_container(OmegaConf.to_container(cfg, resolve=True))
@@ -338,7 +343,7 @@ def main(cfg: DictConfig) -> None:
     try:
         train(train_cfg, output_dir, _hydra_config_dir())
     except NasError as err:  # bad input: one line, not Hydra's report of a crashed job
-        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
+        print(f"{_program()}: error: {err}", file=sys.stderr)
         sys.exit(err.exit_status)
 
 
@@ -348,6 +353,6 @@ if __name__ == "__main__":
     try:
         check_hydra_command(sys.argv[1:])
     except NasError as err:
-        print(f"trainers.train: error: {err}", file=sys.stderr)
+        print(f"{_program()}: error: {err}", file=sys.stderr)
         sys.exit(2)
     main()

@@ -47,7 +47,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import data
 from dashboard.views import front
-from nas.models.presets import PRESET_MIXERS, PRESETS
+from nas.arch.presets import PRESET_MIXERS, PRESETS
 from nas.search.space import parse_space
 from nas.store import SearchStore
 from nas.store.models import Architecture, EpochMetric, Throughput, Trial

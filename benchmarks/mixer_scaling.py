@@ -78,7 +78,7 @@ def time_step(step: Callable[[], None], device: torch.device, repeats: int) -> l
 
 def measure(label: str, side: int, args: argparse.Namespace, device: torch.device) -> dict:
     name, knobs = CONFIGS[label]
-    if "grid_size" in get_mixer(name).knobs:
+    if "grid_size" in get_mixer(name).defaults:
         knobs = {**knobs, "grid_size": side}
     mixer = create_mixer(name, args.dim, **knobs).to(device)
     x = torch.randn(args.batch, side, side, args.dim, device=device, requires_grad=True)

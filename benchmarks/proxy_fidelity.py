@@ -137,8 +137,8 @@ def sample_architectures(cfg, n: int, seed: int, max_asks: int = 5000) -> list:
     """N distinct (by content hash) valid architectures drawn uniformly from the space."""
     import optuna
 
+    from nas.arch.spec import SpecError
     from nas.models.profile import profile
-    from nas.models.spec import SpecError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
@@ -250,7 +250,7 @@ def run_jobs(specs: list, recipes: dict, csv_path: Path, workers: int) -> None:
         return pending.pop(group[0])
 
     # Pre-generate the datasets so that two workers never generate the same cache file at once.
-    from nas.data.config import load_arrays
+    from nas.data.loaders import load_arrays
 
     for data in {repr(p.data): p.data for p in recipes.values()}.values():
         load_arrays(data)

@@ -19,8 +19,8 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Text, and_, cast, func, inspect, null, select
 
-from nas.models.presets import PRESETS
-from nas.models.spec import BlockOverride, MixerSpec
+from nas.arch.presets import PRESETS
+from nas.arch.spec import BlockOverride, MixerSpec
 from nas.search.config import stored_throughput_key
 from nas.search.noise import RankAgreement, rank_agreement, tied_with
 from nas.search.pareto import (

@@ -1,9 +1,9 @@
 """nas: search token-mixer architectures for MetaFormer-style vision backbones.
 
 Importing the package is light, so that ``nas --help`` and a validation error need no torch:
-``nas.models`` (imported on first use of ``nas.ArchSpec``, ``nas.build_model`` or
-``nas.models``) registers the ``nas_*`` timm models, and the mixer registry loads the built-in
-mixers the first time it is asked for one.
+specs (``nas.arch``) and the mixers' knob declarations are torch-free, ``nas.models`` (imported
+on first use of ``nas.build_model`` or ``nas.models``) registers the ``nas_*`` timm models, and a
+mixer's module is imported when the mixer is built.
 """
 
 from nas.lazy import lazy_exports
@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 __getattr__ = lazy_exports(
     __name__,
-    {"nas.models": ["ArchSpec", "build_model"], "nas": ["mixers", "models"]},
+    {"nas.arch": ["ArchSpec"], "nas.models": ["build_model"], "nas": ["arch", "mixers", "models"]},
 )
 
-__all__ = ["ArchSpec", "__version__", "build_model", "mixers", "models"]
+__all__ = ["ArchSpec", "__version__", "arch", "build_model", "mixers", "models"]

@@ -18,8 +18,8 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from nas.models import resolve_spec
-from nas.models.spec import ArchSpec
+from nas.arch import resolve_spec
+from nas.arch.spec import ArchSpec
 
 ARCH_FILE = "arch.yaml"
 TRAIN_FILE = "train.yaml"

@@ -255,6 +255,40 @@ def test_help_imports_no_heavy_library() -> None:
     assert int(loaded.split()[-1]) >= 10  # every command's help was printed
 
 
+def test_validation_errors_import_no_heavy_library(tmp_path: Path) -> None:
+    """Bad keys of every section (space, mixer knob, seed design, proxy, data, device, storage)
+    are found without torch, timm or Ray: the specs, knob declarations and configs are
+    torch-free, and the storage URL is opened before Ray starts."""
+    missing = tmp_path / "no_such_folder" / "s.db"
+    cases = [
+        ["space.mixers.sepconv.kernal_size=3"],
+        ["space.mixers.sepconv.kernel_size.choices=[4]"],
+        ["references=[caformer_s19]"],
+        ["proxy.epochz=1"],
+        ["proxy.data.batch_size=0"],
+        ["proxy.device=cdua"],
+        [f"storage=sqlite:///{missing}"],
+    ]
+    code = (
+        "import sys\n"
+        "from nas.cli import main\n"
+        f"cases = {cases!r}\n"
+        f"codes = [main(['search', {str(TINY)!r}, *case]) for case in cases]\n"
+        "heavy = ('torch', 'timm', 'ray', 'torchvision')\n"
+        "print('CODES', codes, file=sys.stderr)\n"
+        "print('LOADED', [m for m in heavy if m in sys.modules], file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 0, result.stderr
+    assert len([line for line in lines if ": error: " in line]) == len(cases), result.stderr
+    assert lines[-2] == f"CODES {[2] * len(cases)}", result.stderr
+    assert lines[-1] == "LOADED []", result.stderr
+    assert not missing.parent.exists()
+
+
 def test_unreadable_data_fails_before_the_search_is_stored(work: Path, capsys) -> None:
     """A wrong data path used to be found after the search's row was written (then marked
     failed); it must end the command with nothing stored."""

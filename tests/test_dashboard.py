@@ -38,10 +38,10 @@ from dashboard import data
 from dashboard.views.common import Context, code, md
 from dashboard.views.front import front_figure
 from dashboard.views.trial import architecture_html
+from nas.arch.presets import PRESETS
+from nas.arch.spec import ArchSpec
 from nas.commands.dashboard import APP as CLI_APP
 from nas.commands.dashboard import add_commands, streamlit_command, streamlit_env
-from nas.models.presets import PRESETS
-from nas.models.spec import ArchSpec
 from nas.search.config import parse_config
 from nas.search.driver import FINISHED, Progress, SearchDriver
 from nas.search.pareto import default_reference, hypervolume

@@ -11,7 +11,7 @@ SIZES = [(8, 8), (6, 10), (11, 7)]  # square, non-square, and a size unseen at c
 
 
 def _make(name: str) -> torch.nn.Module:
-    knobs = {"grid_size": GRID} if "grid_size" in get_mixer(name).knobs else {}
+    knobs = {"grid_size": GRID} if "grid_size" in get_mixer(name).defaults else {}
     return create_mixer(name, DIM, **knobs)
 
 

@@ -11,7 +11,7 @@ import optuna
 import pytest
 import scipy.stats
 
-from nas.models.presets import PRESET_MIXERS
+from nas.arch.presets import PRESET_MIXERS
 from nas.search.config import load_config
 from nas.search.noise import (
     kendall_tau,

@@ -74,10 +74,10 @@ def test_window_larger_than_map_is_global_attention() -> None:
 @pytest.mark.parametrize(
     ("name", "knobs", "message"),
     [
-        ("pooling", {"pool_size": 4}, "pool_size must be an odd positive int, found 4"),
-        ("sepconv", {"kernel_size": 0}, "kernel_size must be an odd positive int, found 0"),
-        ("attention", {"window_size": -2}, "window_size must be a positive int or null"),
-        ("attention", {"head_dim": "32"}, "head_dim must be a positive int, found '32'"),
+        ("pooling", {"pool_size": 4}, "pool_size: expected an odd int, found 4"),
+        ("sepconv", {"kernel_size": 0}, "kernel_size: expected >= 1, found 0"),
+        ("attention", {"window_size": -2}, "window_size: expected >= 1, found -2"),
+        ("attention", {"head_dim": "32"}, "head_dim: expected int, found str '32'"),
     ],
 )
 def test_bad_knob_values_get_specific_errors(name, knobs, message) -> None:

@@ -93,7 +93,7 @@ BAD_SPECS = [
     ),
     (
         _with("stages.0.mixer", {"name": "sepconv", "kernel_size": 4}),
-        r"arch.stages\[0\].mixer: mixer 'sepconv': kernel_size must be an odd positive int, found 4",
+        r"arch.stages\[0\].mixer: mixer 'sepconv': kernel_size: expected an odd int, found 4",
     ),
     (_with("stages.0.depht", 2), r"arch.stages\[0\].depht: unknown key \(did you mean 'depth'\?\)"),
     (_with("stages.0.depth", "3"), r"arch.stages\[0\].depth: expected int, found str '3'"),

@@ -272,7 +272,7 @@ def test_default_grid_size(name: str, knobs: dict) -> None:
 
 
 def test_registered_knobs() -> None:
-    assert get_mixer("gnconv").knobs == {
+    assert get_mixer("gnconv").defaults == {
         "order": 3,
         "filter": "dw",
         "kernel_size": 7,
@@ -280,30 +280,47 @@ def test_registered_knobs() -> None:
         "gf_norm": True,
         "grid_size": None,
     }
-    assert get_mixer("parc").knobs["variant"] == "circular"
-    assert get_mixer("dynamic_filter").knobs["num_filters"] == 4
-    assert get_mixer("global_filter").knobs["pointwise"] is True
+    assert get_mixer("parc").defaults["variant"] == "circular"
+    assert get_mixer("dynamic_filter").defaults["num_filters"] == 4
+    assert get_mixer("global_filter").defaults["pointwise"] is True
 
 
 @pytest.mark.parametrize(
     ("name", "dim", "knobs", "message"),
     [
         ("gnconv", 100, {"order": 4}, "dim 100 must be divisible by 2**(order-1)=8 for order 4"),
-        ("gnconv", 20, {"filter": "gf"}, "filter 'gf' halves the 35 gated channels: dim 20"),
-        ("gnconv", 64, {"filter": "fft"}, "filter must be one of ('dw', 'gf'), found 'fft'"),
-        ("gnconv", 64, {"kernel_size": 4}, "kernel_size must be a positive odd int, found 4"),
-        ("gnconv", 64, {"order": 0}, "order must be a positive int, found 0"),
+        ("gnconv", 20, {"filter": "gf"}, "filter: 'gf' halves the 35 gated channels: dim 20"),
+        ("gnconv", 64, {"filter": "fft"}, "filter: expected one of 'dw', 'gf', found 'fft'"),
+        ("gnconv", 64, {"kernel_size": 4}, "kernel_size: expected an odd int, found 4"),
+        ("gnconv", 64, {"order": 0}, "order: expected >= 1, found 0"),
         ("parc", 7, {}, "dim must be even and >= 2, found 7"),
         ("parc", 5, {"pointwise": True, "expansion_ratio": 1.5}, "int(1.5 * 5) must be even"),
-        ("parc", 64, {"variant": "wrap"}, "variant must be one of ('circular', 'oversize')"),
-        ("parc", 64, {"grid_size": 0}, "grid_size must be None or a positive int, found 0"),
-        ("dynamic_filter", 64, {"num_filters": 0}, "num_filters must be a positive int, found 0"),
-        ("dynamic_filter", 64, {"reweight_ratio": 0.01}, "reweight_ratio must give a hidden"),
-        ("global_filter", 64, {"expansion_ratio": "2"}, "expansion_ratio must be a number"),
-        ("global_filter", 64, {"grid_size": 3.5}, "grid_size must be None or a positive int"),
+        (
+            "parc",
+            64,
+            {"variant": "wrap"},
+            "variant: expected one of 'circular', 'oversize', found 'wrap'",
+        ),
+        ("parc", 64, {"grid_size": 0}, "grid_size: expected >= 1, found 0"),
+        ("dynamic_filter", 64, {"num_filters": 0}, "num_filters: expected >= 1, found 0"),
+        (
+            "dynamic_filter",
+            64,
+            {"reweight_ratio": 0.01},
+            "reweight_ratio: expected a hidden width int(reweight_ratio * dim) >= 1 at dim 64",
+        ),
+        (
+            "global_filter",
+            64,
+            {"expansion_ratio": "2"},
+            "expansion_ratio: expected float, found str '2'",
+        ),
+        ("global_filter", 64, {"grid_size": 3.5}, "grid_size: expected int, found float 3.5"),
     ],
 )
-def test_validate_knobs_messages(name: str, dim: int, knobs: dict, message: str) -> None:
+def test_bad_knobs_get_messages_naming_the_knob(
+    name: str, dim: int, knobs: dict, message: str
+) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         create_mixer(name, dim, **knobs)
     cls = get_mixer(name).cls

@@ -38,15 +38,14 @@ from omegaconf import DictConfig, OmegaConf
 from timm.utils import ModelEmaV3
 from tqdm import tqdm
 
+from nas.arch.spec import ArchSpec
 from nas.data import DataConfig, build_loaders
 from nas.errors import NasError
 from nas.models import build_model, resolve_spec
-from nas.models.spec import ArchSpec
 from nas.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from nas.training.device import check_amp_dtype, check_device
 from nas.training.loop import TrainLoop, evaluate
 from nas.training.recipe import (
-    amp_dtype,
-    check_device,
     create_grad_scaler,
     create_loss,
     create_mixup,
@@ -280,10 +279,7 @@ def _check(cfg: TrainConfig) -> None:
         value = getattr(cfg, key)
         if value is not None and value < 1:
             raise ConfigError(f"{key}: expected an integer >= 1, found {value!r}")
-    try:
-        amp_dtype(cfg.amp_dtype)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    check_amp_dtype(cfg.amp_dtype, "amp_dtype")
     if cfg.mixup.mixup_alpha > 0 or cfg.mixup.cutmix_alpha > 0:
         if cfg.data.batch_size % 2 or not cfg.data.drop_last:
             raise ConfigError(

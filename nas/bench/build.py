@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from nas.arch.spec import ArchSpec
 from nas.bench.table import BenchError, BenchTable, Curve, TableArch
 from nas.models.profile import profile
-from nas.models.spec import ArchSpec
 from nas.search.config import SearchConfig, parse_config
 from nas.search.driver import Progress, Proposal
 from nas.search.runner import drive, open_proposal_run

@@ -21,9 +21,9 @@ import numpy as np
 import optuna
 from omegaconf import OmegaConf
 
+from nas.arch.spec import ArchSpec
 from nas.bench.metrics import HypervolumeScale, table_front
 from nas.bench.table import BenchError, BenchTable, TableArch
-from nas.models.spec import ArchSpec
 from nas.search.config import SearchConfig, apply_overrides, parse_config
 from nas.search.driver import FINISHED, Progress, Proposal, SearchDriver
 from nas.search.runner import search_pruner

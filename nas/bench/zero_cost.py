@@ -41,9 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nas.arch.spec import ArchSpec
 from nas.errors import NasError
 from nas.layers.activations import SquaredReLU, StarReLU
-from nas.models.spec import ArchSpec
 from nas.typed_config import suggest
 
 
@@ -250,7 +250,7 @@ def probe_batch(data_cfg: Any, batch_size: int = 64, seed: int = 0) -> tuple[Ten
     ``augment=False`` and ``seed`` yields first."""
     import dataclasses
 
-    from nas.data.config import _arrays, _pick_stats
+    from nas.data.loaders import _arrays, _pick_stats
     from nas.data.tensor_loader import TensorLoader
 
     data_cfg.validate()

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nas.arch.spec import ArchSpec
 from nas.bench.metrics import DIRECTIONS
 from nas.bench.table import BenchTable, mean_final
-from nas.models.spec import ArchSpec
 from nas.search.noise import RankAgreement, rank_agreement
 from nas.search.pareto import non_dominated_sort
 

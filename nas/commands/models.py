@@ -33,13 +33,13 @@ def _mixers(args: argparse.Namespace) -> int:
     from nas.mixers import get_mixer, list_mixers
 
     for name in list_mixers():
-        knobs = ", ".join(f"{k}={v!r}" for k, v in get_mixer(name).knobs.items())
+        knobs = ", ".join(f"{k}={v!r}" for k, v in get_mixer(name).defaults.items())
         print(f"{name:16s} {knobs}")
     return 0
 
 
 def _presets(args: argparse.Namespace) -> int:
-    from nas.models import list_presets, resolve_spec
+    from nas.arch import list_presets, resolve_spec
 
     for name in list_presets():
         stages = resolve_spec(name).stages
@@ -57,10 +57,11 @@ def _print_profiles(rows: list[tuple[str, int, int, str]]) -> None:
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from nas.models import resolve_spec
+    from nas.arch import resolve_spec
+
+    specs = [resolve_spec(arch) for arch in args.arch]  # every bad file fails before torch loads
     from nas.models.profile import profile
 
-    specs = [resolve_spec(arch) for arch in args.arch]  # every bad file fails before the bar
     rows = []
     for spec in tqdm(specs, desc="profiling", unit="arch", leave=False):
         prof = profile(spec, args.resolution)

@@ -15,7 +15,8 @@ __getattr__ = lazy_exports(
     {
         "nas.data.arrays": ["ArrayDataset", "DatasetSplits", "channel_stats"],
         "nas.data.augment": ["Augment", "EpochPlan", "crop_flip", "normalize", "plan_epoch"],
-        "nas.data.config": ["DataBundle", "DataConfig", "build_loaders", "load_arrays"],
+        "nas.data.config": ["DataConfig", "DataError"],
+        "nas.data.loaders": ["DataBundle", "build_loaders", "load_arrays"],
         "nas.data.digits": ["load_digits_dataset"],
         "nas.data.ffcv_io": ["BetonInfo", "FFCVLoader", "read_beton", "read_info", "write_beton"],
         "nas.data.nearest": ["NearestParams", "generate_nearest"],
@@ -33,6 +34,7 @@ __all__ = [
     "BetonInfo",
     "DataBundle",
     "DataConfig",
+    "DataError",
     "DatasetSplits",
     "EpochPlan",
     "FFCVLoader",

@@ -85,8 +85,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from nas.data.config import KNOWN_STATS
     from nas.data.ffcv_io import write_beton
+    from nas.data.loaders import KNOWN_STATS
     from nas.data.readers import ImageFolderSource, read_cifar
 
     start = time.perf_counter()

@@ -33,8 +33,6 @@ import hashlib
 import json
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from nas.data.arrays import ArrayDataset, DatasetSplits, channel_stats
 
@@ -129,6 +127,9 @@ def upsample_digits(images: np.ndarray, resolution: int) -> np.ndarray:
         raise ValueError(
             f"resolution: expected an integer >= {MIN_RESOLUTION}, found {resolution!r}"
         )
+    import torch
+    from torch.nn import functional as F
+
     x = torch.from_numpy(np.asarray(images, dtype=np.float32) * (255.0 / 16.0))[:, None]
     up = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
     out = up.round_().clamp_(0, 255).to(torch.uint8).numpy()

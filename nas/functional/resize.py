@@ -20,14 +20,6 @@ def grid_or_default(grid_size: int | None) -> int:
     return DEFAULT_GRID_SIZE if grid_size is None else grid_size
 
 
-def check_grid_size(grid_size: object) -> None:
-    """Raise ``ValueError`` unless ``grid_size`` is ``None`` or a positive int."""
-    if grid_size is not None and (
-        isinstance(grid_size, bool) or not isinstance(grid_size, int) or grid_size < 1
-    ):
-        raise ValueError(f"grid_size must be None or a positive int, found {grid_size!r}")
-
-
 def resize_line(weight: Tensor, length: int) -> Tensor:
     """Linearly resize ``weight`` of shape ``(C, L)`` to ``(C, length)``."""
     if weight.shape[-1] == length:

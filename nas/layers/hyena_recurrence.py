@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from nas.functional.resize import check_grid_size
 from nas.layers.norms import LayerNorm2dNoBias
 
 
@@ -49,34 +48,3 @@ class HyenaRecurrence(nn.Module):
             z = norm(z * gates[i + 1])
             z = long_conv(z, i) + self.skip[i].view(-1, 1, 1) * z
         return z * gates[-1]
-
-
-def check_int(name: str, value: object, minimum: int, odd: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is an int ``>= minimum`` (and odd if asked)."""
-    kind = "an odd int" if odd else "an int"
-    if (
-        not isinstance(value, int)
-        or isinstance(value, bool)
-        or value < minimum
-        or (odd and value % 2 == 0)
-    ):
-        raise ValueError(f"{name} must be {kind} >= {minimum}, got {value!r}")
-
-
-def check_hyena_knobs(
-    dim: int,
-    order: object,
-    grid_size: object,
-    filter_width: object,
-    short_kernel: object,
-    use_layernorm: object,
-) -> None:
-    """The knob checks common to both Hyena mixers."""
-    check_int("dim", dim, 1)
-    check_int("order", order, 2)
-    check_grid_size(grid_size)
-    if filter_width is not None:
-        check_int("filter_width", filter_width, 1)
-    check_int("short_kernel", short_kernel, 1, odd=True)
-    if not isinstance(use_layernorm, bool):
-        raise ValueError(f"use_layernorm must be a bool, got {use_layernorm!r}")

@@ -1,32 +1,25 @@
-"""Token mixers, one module each, registered by name (see :mod:`nas.mixers.registry`)."""
+"""Token mixers, one module each, registered by name (see :mod:`nas.mixers.registry`).
 
-from nas.mixers import (
-    attention,
-    dynamic_filter,
-    global_filter,
-    gnconv,
-    hyena,
-    hyena_pixel,
-    identity,
-    parc,
-    pooling,
-    sepconv,
-)
-from nas.mixers.registry import create_mixer, get_mixer, list_mixers, register_mixer
+Importing the package is light: the registry and the knob declarations (``nas.mixers.knobs``)
+need no torch, and a mixer's module is imported when it is first built or named here."""
 
-__all__ = [
+from nas.lazy import lazy_exports
+from nas.mixers.registry import MixerKnobs, create_mixer, get_mixer, list_mixers, register_mixer
+
+_MODULES = [
     "attention",
-    "create_mixer",
     "dynamic_filter",
     "global_filter",
     "gnconv",
     "hyena",
     "hyena_pixel",
-    "get_mixer",
     "identity",
-    "list_mixers",
+    "knobs",
     "parc",
     "pooling",
-    "register_mixer",
     "sepconv",
 ]
+
+__getattr__ = lazy_exports(__name__, {__name__: _MODULES})
+
+__all__ = ["MixerKnobs", "create_mixer", "get_mixer", "list_mixers", "register_mixer", *_MODULES]

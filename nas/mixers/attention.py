@@ -8,53 +8,27 @@ its (smaller) crop. A window at least as large as the map is global attention.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nas.mixers.registry import register_mixer
+from nas.mixers.knobs.attention import AttentionKnobs
 
 
-@register_mixer("attention")
 class Attention(nn.Module):
-    """MHSA via ``F.scaled_dot_product_attention``; CAFormer's defaults (head_dim 32, no bias)."""
+    """MHSA via ``F.scaled_dot_product_attention``; knobs: :class:`AttentionKnobs`."""
 
-    def __init__(
-        self,
-        dim: int,
-        *,
-        head_dim: int = 32,
-        num_heads: int | None = None,
-        window_size: int | None = None,
-        qkv_bias: bool = False,
-        proj_bias: bool = False,
-    ):
+    def __init__(self, dim: int, **knobs: Any):
         super().__init__()
-        self.head_dim = head_dim
-        self.num_heads = num_heads if num_heads else max(dim // head_dim, 1)
-        self.window_size = window_size
-        inner = self.num_heads * head_dim
-        self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
-        self.proj = nn.Linear(inner, dim, bias=proj_bias)
-
-    @staticmethod
-    def validate_knobs(
-        dim: int,
-        *,
-        head_dim: int,
-        num_heads: int | None,
-        window_size: int | None,
-        qkv_bias: bool,
-        proj_bias: bool,
-    ) -> None:
-        if not isinstance(head_dim, int) or head_dim < 1:
-            raise ValueError(f"head_dim must be a positive int, found {head_dim!r}")
-        if num_heads is not None and (not isinstance(num_heads, int) or num_heads < 1):
-            raise ValueError(f"num_heads must be a positive int or null, found {num_heads!r}")
-        if window_size is not None and (not isinstance(window_size, int) or window_size < 1):
-            raise ValueError(
-                f"window_size must be a positive int or null (global), found {window_size!r}"
-            )
+        k = AttentionKnobs.parse(dim, knobs)
+        self.head_dim = k.head_dim
+        self.num_heads = k.num_heads if k.num_heads else max(dim // k.head_dim, 1)
+        self.window_size = k.window_size
+        inner = self.num_heads * k.head_dim
+        self.qkv = nn.Linear(dim, 3 * inner, bias=k.qkv_bias)
+        self.proj = nn.Linear(inner, dim, bias=k.proj_bias)
 
     def _attend(self, tokens: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
         """Attention over ``tokens`` (N, L, C); ``key_mask`` (N, L) marks real (non-padded) keys."""

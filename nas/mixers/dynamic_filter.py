@@ -11,79 +11,39 @@ half spectrum (DFFormer's ``resize_complex_weight``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from nas.functional.resize import check_grid_size, grid_or_default, resize_grid
+from nas.functional.resize import grid_or_default, resize_grid
 from nas.functional.spectral import spectral_filter2d
 from nas.layers.activations import StarReLU
-from nas.mixers.registry import register_mixer
+from nas.mixers.knobs.dynamic_filter import DynamicFilterKnobs
 
 
-@register_mixer("dynamic_filter")
 class DynamicFilter(nn.Module):
     """Dynamic global filter mixer on channels-last maps ``(B, H, W, C)``.
 
-    Knobs:
-        num_filters: N, size of the shared filter bank the routing mixes (4 in DFFormer).
-        expansion_ratio: hidden width factor of the filtered branch (2 in DFFormer).
-        reweight_ratio: hidden width factor of the routing MLP (0.25 in DFFormer).
-        grid_size: nominal map side the filters are stored at; ``None`` means 14.
+    Knobs: :class:`DynamicFilterKnobs`.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        *,
-        num_filters: int = 4,
-        expansion_ratio: float = 2.0,
-        reweight_ratio: float = 0.25,
-        grid_size: int | None = None,
-    ):
+    def __init__(self, dim: int, **knobs: Any):
         super().__init__()
-        self.validate_knobs(
-            dim,
-            num_filters=num_filters,
-            expansion_ratio=expansion_ratio,
-            reweight_ratio=reweight_ratio,
-            grid_size=grid_size,
-        )
-        self.num_filters = num_filters
-        self.width = int(expansion_ratio * dim)
-        hidden = int(reweight_ratio * dim)
-        grid = grid_or_default(grid_size)
+        k = DynamicFilterKnobs.parse(dim, knobs)
+        self.num_filters = k.num_filters
+        self.width = int(k.expansion_ratio * dim)
+        hidden = int(k.reweight_ratio * dim)
+        grid = grid_or_default(k.grid_size)
         self.pwconv1 = nn.Linear(dim, self.width, bias=False)
         self.act = StarReLU()
         self.reweight = nn.Sequential(
             nn.Linear(dim, hidden, bias=False),
             StarReLU(),
-            nn.Linear(hidden, num_filters * self.width, bias=False),
+            nn.Linear(hidden, k.num_filters * self.width, bias=False),
         )
-        self.filters = nn.Parameter(torch.randn(grid, grid // 2 + 1, num_filters, 2) * 0.02)
+        self.filters = nn.Parameter(torch.randn(grid, grid // 2 + 1, k.num_filters, 2) * 0.02)
         self.pwconv2 = nn.Linear(self.width, dim, bias=False)
-
-    @staticmethod
-    def validate_knobs(
-        dim: int,
-        *,
-        num_filters: int,
-        expansion_ratio: float,
-        reweight_ratio: float,
-        grid_size: int | None,
-    ) -> None:
-        """Reject knob values that cannot build the mixer at width ``dim``."""
-        if isinstance(num_filters, bool) or not isinstance(num_filters, int) or num_filters < 1:
-            raise ValueError(f"num_filters must be a positive int, found {num_filters!r}")
-        ratios = {"expansion_ratio": expansion_ratio, "reweight_ratio": reweight_ratio}
-        for name, ratio in ratios.items():
-            if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
-                raise ValueError(f"{name} must be a number, found {ratio!r}")
-            if int(ratio * dim) < 1:
-                raise ValueError(
-                    f"{name} must give a hidden width int({name} * dim) >= 1 at dim {dim}, "
-                    f"found {ratio!r}"
-                )
-        check_grid_size(grid_size)
 
     def forward(self, x: Tensor) -> Tensor:
         b, h, w, _ = x.shape

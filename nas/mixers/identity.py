@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from nas.mixers.registry import register_mixer
+from nas.mixers.knobs.identity import IdentityKnobs
 
 
-@register_mixer("identity")
 class IdentityMixer(nn.Module):
     """Returns its input; the block then only has its MLP (IdentityFormer)."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, **knobs: Any):
         super().__init__()
+        IdentityKnobs.parse(dim, knobs)
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,15 +12,15 @@ linearly resized to the map (``align_corners=True``, as Fast-ParC's meta kernels
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from nas.functional.resize import check_grid_size, grid_or_default, resize_line
+from nas.functional.resize import grid_or_default, resize_line
 from nas.functional.spectral import circular_correlate, padded_correlate
 from nas.layers.activations import StarReLU
-from nas.mixers.registry import register_mixer
-
-VARIANTS = ("circular", "oversize")
+from nas.mixers.knobs.parc import ParCKnobs
 
 
 class _AxialGlobalConv(nn.Module):
@@ -62,82 +62,24 @@ class _AxialGlobalConv(nn.Module):
         return y if self.bias is None else y + self.bias
 
 
-@register_mixer("parc")
 class ParC(nn.Module):
     """ParC on channels-last maps ``(B, H, W, C)``: first half of the channels convolved along H,
     second half along W, each with a global depthwise kernel.
 
-    Knobs:
-        variant: ``"circular"`` (ParC/Fast-ParC, kernel length H with wrap-around) or
-            ``"oversize"`` (ParCNetV2, kernel length 2H-1 with zero padding, no wrap).
-        position_embedding: learnable per-channel embedding along the conv axis, added before
-            the conv and broadcast along the other axis (ParCNetV2 drops it).
-        bias: per-channel bias of the global convs (on in ParC).
-        pointwise: wrap in Linear C->rC, StarReLU ... Linear rC->C (no biases), like SepConv.
-        expansion_ratio: r, the hidden width of ``pointwise`` (ignored without it).
-        grid_size: nominal map side the kernels are stored at; ``None`` means 14.
+    Knobs: :class:`ParCKnobs`.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        *,
-        variant: str = "circular",
-        position_embedding: bool = True,
-        bias: bool = True,
-        pointwise: bool = False,
-        expansion_ratio: float = 2.0,
-        grid_size: int | None = None,
-    ):
+    def __init__(self, dim: int, **knobs: Any):
         super().__init__()
-        self.validate_knobs(
-            dim,
-            variant=variant,
-            position_embedding=position_embedding,
-            bias=bias,
-            pointwise=pointwise,
-            expansion_ratio=expansion_ratio,
-            grid_size=grid_size,
-        )
-        width = int(expansion_ratio * dim) if pointwise else dim
-        grid = grid_or_default(grid_size)
-        self.pwconv1 = nn.Linear(dim, width, bias=False) if pointwise else nn.Identity()
-        self.act = StarReLU() if pointwise else nn.Identity()
-        self.conv_h = _AxialGlobalConv(width // 2, -3, grid, variant, position_embedding, bias)
-        self.conv_w = _AxialGlobalConv(width // 2, -2, grid, variant, position_embedding, bias)
-        self.pwconv2 = nn.Linear(width, dim, bias=False) if pointwise else nn.Identity()
-
-    @staticmethod
-    def validate_knobs(
-        dim: int,
-        *,
-        variant: str,
-        position_embedding: bool,
-        bias: bool,
-        pointwise: bool,
-        expansion_ratio: float,
-        grid_size: int | None,
-    ) -> None:
-        """Reject knob values that cannot build a ParC mixer at width ``dim``."""
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, found {variant!r}")
-        for name, value in (
-            ("position_embedding", position_embedding),
-            ("bias", bias),
-            ("pointwise", pointwise),
-        ):
-            if not isinstance(value, bool):
-                raise ValueError(f"{name} must be a bool, found {value!r}")
-        if isinstance(expansion_ratio, bool) or not isinstance(expansion_ratio, (int, float)):
-            raise ValueError(f"expansion_ratio must be a number, found {expansion_ratio!r}")
-        width = int(expansion_ratio * dim) if pointwise else dim
-        if width < 2 or width % 2:
-            what = f"hidden width int({expansion_ratio} * {dim})" if pointwise else "dim"
-            raise ValueError(
-                f"ParC splits its channels in half between H and W: {what} must be even and "
-                f">= 2, found {width}"
-            )
-        check_grid_size(grid_size)
+        k = ParCKnobs.parse(dim, knobs)
+        width = int(k.expansion_ratio * dim) if k.pointwise else dim
+        grid = grid_or_default(k.grid_size)
+        self.pwconv1 = nn.Linear(dim, width, bias=False) if k.pointwise else nn.Identity()
+        self.act = StarReLU() if k.pointwise else nn.Identity()
+        axial = (grid, k.variant, k.position_embedding, k.bias)
+        self.conv_h = _AxialGlobalConv(width // 2, -3, *axial)
+        self.conv_w = _AxialGlobalConv(width // 2, -2, *axial)
+        self.pwconv2 = nn.Linear(width, dim, bias=False) if k.pointwise else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.act(self.pwconv1(x))

@@ -1,78 +1,131 @@
-"""Registry of token mixers by name.
+"""Registry of token mixers by name, and the one way a mixer declares its knobs.
 
 Every mixer maps a channels-last feature map ``(B, H, W, C)`` to one of the same shape and is
-built as ``cls(dim, **knobs)``. Registering by name lets architecture specs (YAML) and the search
-space refer to mixers as plain strings, and lets validation name the allowed knobs of each mixer.
+built as ``cls(dim, **knobs)``. Its knobs are declared once, as the fields of a frozen
+``MixerKnobs`` dataclass (name, type, default) with a ``check(dim)`` for what types cannot say.
+The declarations import no torch and name their module, so specs, search spaces and the CLI
+validate a mixer, and list its knobs, without importing it; the module is imported when a mixer
+is built.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
+import dataclasses
+import importlib
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from nas.typed_config import suggest
+from nas.errors import NasError
+from nas.typed_config import ConfigError, check_range, convert, suggest
 
 if TYPE_CHECKING:
     from torch import nn
 
+K = TypeVar("K", bound="MixerKnobs")
+
+
+class KnobError(NasError):
+    """A mixer knob that is unknown, of the wrong type, or out of range for the mixer's width."""
+
+
+class MixerKnobs:
+    """Base of a mixer's knob declaration (subclasses are frozen dataclasses)."""
+
+    def check(self, dim: int) -> None:
+        """Raise ``ValueError('<knob>: ...')`` for values the types admit but ``dim`` cannot use."""
+
+    @classmethod
+    def parse(cls: type[K], dim: int, values: Mapping[str, Any], where: str = "") -> K:
+        """The knobs from ``values`` (unset ones at their defaults), type- and range-checked."""
+        name = getattr(cls, "mixer_name", cls.__name__)
+        at = f"{where}: " if where else ""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise KnobError(
+                f"{at}unknown knob {unknown[0]!r} for mixer {name!r}"
+                f"{suggest(unknown[0], fields)}; allowed knobs: {sorted(fields)}"
+            )
+        hints = typing.get_type_hints(cls)
+        try:
+            knobs = cls(**{k: convert(hints[k], v, k) for k, v in values.items()})
+            knobs.check(dim)
+        except ValueError as err:
+            raise KnobError(f"{at}mixer {name!r}: {err}") from None
+        return knobs
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every knob at its default, in declaration order."""
+        return {f.name: f.default for f in dataclasses.fields(cls)}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def check_odd(knob: str, value: int | None) -> None:
+    """``knob`` must be an odd positive int (a kernel with a centre tap), or ``None``."""
+    check_range(knob, value, low=1)
+    if value is not None and value % 2 == 0:
+        raise ConfigError(f"{knob}: expected an odd int, found {value!r}")
+
+
+def check_width(knob: str, ratio: float, dim: int) -> None:
+    """``int(ratio * dim)``, a hidden width, must be at least 1."""
+    if int(ratio * dim) < 1:
+        raise ConfigError(
+            f"{knob}: expected a hidden width int({knob} * dim) >= 1 at dim {dim}, found {ratio!r}"
+        )
+
 
 @dataclass(frozen=True)
 class MixerEntry:
-    """A registered mixer: its class and the knobs its constructor accepts (with defaults)."""
+    """A registered mixer: its knob declaration and where its module lives."""
 
     name: str
-    cls: type[nn.Module]
-    knobs: dict[str, Any]
+    knobs: type[MixerKnobs]
+    module: str
 
-    def check(self, dim: int, knobs: dict[str, Any], where: str = "mixer") -> None:
-        """Raise ``ValueError`` naming ``where`` if ``knobs`` do not fit this mixer at ``dim``."""
-        unknown = sorted(set(knobs) - set(self.knobs))
-        if unknown:
-            key = unknown[0]
-            hint = suggest(key, self.knobs)
-            raise ValueError(
-                f"{where}: unknown knob {key!r} for mixer {self.name!r}{hint}; "
-                f"allowed knobs: {sorted(self.knobs)}"
-            )
-        validate = getattr(self.cls, "validate_knobs", None)
-        if validate is not None:
-            try:
-                validate(dim, **{**self.knobs, **knobs})
-            except ValueError as err:
-                raise ValueError(f"{where}: mixer {self.name!r}: {err}") from None
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return self.knobs.defaults()
+
+    @cached_property
+    def cls(self) -> type[nn.Module]:
+        """The mixer's class, importing its module (and torch) on first use."""
+        module, _, attr = self.module.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def check(self, dim: int, knobs: Mapping[str, Any], where: str = "") -> None:
+        """Raise ``KnobError`` naming ``where`` if ``knobs`` do not fit this mixer at ``dim``."""
+        self.knobs.parse(dim, knobs, where)
 
 
 _MIXERS: dict[str, MixerEntry] = {}
 
 
-def register_mixer(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator registering a mixer under ``name``; its keyword-only knobs need defaults."""
+def register_mixer(name: str, module: str) -> Callable[[type[K]], type[K]]:
+    """Decorator registering a knob declaration as mixer ``name``, built by the class at
+    ``module`` (``"package.module:Class"``), which takes ``(dim, **knobs)``."""
 
-    def wrap(cls: type[nn.Module]) -> type[nn.Module]:
+    def wrap(knobs: type[K]) -> type[K]:
         if name in _MIXERS:
-            raise ValueError(f"mixer {name!r} is already registered by {_MIXERS[name].cls!r}")
-        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
-        if not params or params[0].name != "dim":
-            raise TypeError(f"mixer {name!r}: constructor must take `dim` as its first argument")
-        knobs = {}
-        for p in params[1:]:
-            if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is inspect.Parameter.empty:
-                raise TypeError(
-                    f"mixer {name!r}: knob {p.name!r} must be keyword-only with a default"
-                )
-            knobs[p.name] = p.default
-        _MIXERS[name] = MixerEntry(name, cls, knobs)
-        cls.mixer_name = name
-        return cls
+            raise ValueError(f"mixer {name!r} is already registered by {_MIXERS[name].module}")
+        if not (dataclasses.is_dataclass(knobs) and issubclass(knobs, MixerKnobs)):
+            raise TypeError(f"mixer {name!r}: knobs must be a MixerKnobs dataclass")
+        _MIXERS[name] = MixerEntry(name, knobs, module)
+        knobs.mixer_name = name
+        return knobs
 
     return wrap
 
 
 def _registered() -> dict[str, MixerEntry]:
-    """Every registered mixer, the built-in ones imported on first use (``import nas`` is light)."""
-    import nas.mixers  # noqa: F401  (each built-in mixer module registers itself)
+    """Every registered mixer, the built-in declarations imported on first use (no torch)."""
+    import nas.mixers.knobs  # noqa: F401  (each built-in declaration registers itself)
 
     return _MIXERS
 
@@ -88,10 +141,8 @@ def get_mixer(name: str) -> MixerEntry:
 
 
 def create_mixer(name: str, dim: int, **knobs: Any) -> nn.Module:
-    """Build mixer ``name`` at width ``dim`` after checking its knobs."""
-    entry = get_mixer(name)
-    entry.check(dim, knobs)
-    return entry.cls(dim, **knobs)
+    """Build mixer ``name`` at width ``dim``; its constructor checks the knobs."""
+    return get_mixer(name).cls(dim, **knobs)
 
 
 def list_mixers() -> list[str]:

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from nas.arch.spec import ArchSpec
 from nas.models.metaformer import build_model
-from nas.models.spec import ArchSpec
 
 # weights, gradients, AdamW's exp_avg and exp_avg_sq
 COPIES_PER_PARAMETER = 4

@@ -14,9 +14,9 @@ import torch
 from timm.layers import DropPath, trunc_normal_
 from torch import nn
 
+from nas.arch.spec import ArchSpec, MixerSpec
 from nas.layers import LayerNormNoBias, SquaredReLU, StarReLU
 from nas.mixers.registry import get_mixer
-from nas.models.spec import ArchSpec, MixerSpec
 
 
 class Scale(nn.Module):
@@ -215,6 +215,6 @@ def _init_weights(module: nn.Module) -> None:
 
 def build_model(spec: ArchSpec | str | dict, num_classes: int = 1000) -> MetaFormer:
     """Backbone + classifier for a spec, a preset name, a YAML path or a spec dict."""
-    from nas.models.presets import resolve_spec
+    from nas.arch.presets import resolve_spec
 
     return MetaFormer(resolve_spec(spec), num_classes=num_classes)

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from nas.models.presets import resolve_spec
-from nas.models.spec import ArchSpec
+from nas.arch.presets import resolve_spec
+from nas.arch.spec import ArchSpec
 
 aten = torch.ops.aten
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from timm.models import register_model
 
+from nas.arch.presets import PRESETS, resolve_spec
+from nas.arch.spec import ArchSpec
 from nas.models.metaformer import MetaFormer, build_model
-from nas.models.presets import PRESETS, resolve_spec
-from nas.models.spec import ArchSpec
 
 __all__: list[str] = []
 

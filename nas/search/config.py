@@ -20,11 +20,11 @@ from typing import Any, Literal
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from nas.models.spec import MAX_IMAGE_SIZE, ArchSpec
+from nas.arch.spec import MAX_IMAGE_SIZE, ArchSpec
 from nas.search.references import parse_references, project_references
 from nas.search.space import SearchSpace, SpaceError, parse_space
-from nas.training.proxy import ProxyConfig
-from nas.training.recipe import check_device
+from nas.training.device import check_device
+from nas.training.proxy_config import ProxyConfig
 from nas.typed_config import ConfigError, check_range, convert, dump, load, suggest
 from nas.yaml_io import read_mapping
 

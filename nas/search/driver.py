@@ -20,7 +20,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.models.spec import ArchSpec, SpecError
+from nas.arch.spec import ArchSpec, SpecError
 from nas.search.config import SearchConfig
 from nas.search.noise import wilson_interval
 from nas.search.pruners import KNOWN_OBJECTIVES_ATTR, LEARNING_CURVE_ATTR

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import optuna
 
+from nas.arch.spec import ArchSpec
 from nas.export import write_export
-from nas.models.spec import ArchSpec
 from nas.search.config import folder_name
 from nas.search.runner import pareto_front
 from nas.search.selection import Pick, select_trial

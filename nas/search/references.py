@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nas.models.presets import PRESET_MIXERS
-from nas.models.spec import ArchSpec, SpecError
+from nas.arch.presets import PRESET_MIXERS
+from nas.arch.spec import ArchSpec, SpecError
 from nas.search.space import Param, SearchSpace
 from nas.typed_config import ConfigError, suggest
 

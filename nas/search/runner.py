@@ -48,7 +48,7 @@ from nas.search.pruners import create_pruner
 from nas.search.samplers import create_sampler
 from nas.search.space import enumerate_architectures
 from nas.store import SearchStore
-from nas.store.engine import mask_url
+from nas.store.engine import check_storage, mask_url
 
 RAY_NAMESPACE = "nas"
 INTERRUPTED = "interrupted: the search driver stopped while this trial ran; re-queued"
@@ -322,10 +322,11 @@ def run_search(
 ) -> SearchOutcome:
     """Run (or resume) the search ``cfg`` describes; its seed designs are evaluated first.
     Ray is started, the cluster's resources checked and the data read before the store is
-    touched."""
+    touched (its URL is checked first)."""
+    url = cfg.storage_url()
+    check_storage(url)
     start_ray(cfg)
     num_classes = read_data(cfg)
-    url = cfg.storage_url()
     store = SearchStore(url)
     existing = None if fresh else store.find_resumable(cfg.fingerprint())
     if require_resume and existing is None:

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from nas.arch.spec import MAX_DEPTH, MAX_DIM, MAX_MLP_RATIO, ArchSpec, SpecError, expect_mapping
 from nas.errors import NasError
 from nas.mixers.registry import get_mixer, list_mixers, suggest
-from nas.models.spec import MAX_DEPTH, MAX_DIM, MAX_MLP_RATIO, ArchSpec, SpecError, expect_mapping
 from nas.typed_config import check_range
 
 
@@ -279,7 +279,7 @@ def _parse_knob_spaces(data: Any, where: str) -> dict[str, dict[str, Param]]:
                 f"{where}.{name}: unknown mixer{suggest(str(name), list_mixers())}; "
                 f"registered mixers: {list_mixers()}"
             )
-        allowed = get_mixer(name).knobs
+        allowed = get_mixer(name).defaults
         knobs = knobs or {}
         if not isinstance(knobs, Mapping):
             raise SpaceError(f"{where}.{name}: expected a mapping of knob spaces, found {knobs!r}")
@@ -347,9 +347,7 @@ def _check_knob_values(space: SearchSpace, where: str) -> None:
                 errors = []
                 for dim in dims or [64]:
                     try:
-                        entry.check(
-                            dim, {**entry.knobs, knob: value}, where=f"{where}.mixers.{name}"
-                        )
+                        entry.check(dim, {**entry.defaults, knob: value})
                         break
                     except ValueError as err:
                         errors.append(str(err))

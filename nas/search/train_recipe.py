@@ -36,7 +36,7 @@ class FittedRecipe:
 def fitted_recipe(search_config: dict[str, Any]) -> FittedRecipe:
     """The recipe for a search's stored configuration (``nas_searches.config``)."""
     from nas.data.config import DataConfig
-    from nas.training.proxy import ProxyConfig
+    from nas.training.proxy_config import ProxyConfig
 
     proxy_raw = dict(search_config.get("proxy") or {})
     data_raw = dict(proxy_raw.pop("data", None) or {})

@@ -17,8 +17,8 @@ from typing import Any
 from ray import tune
 
 from nas import units
+from nas.arch.spec import ArchSpec
 from nas.models.profile import profile
-from nas.models.spec import ArchSpec
 from nas.search.config import Constraints, ThroughputSettings
 from nas.search.device_lock import DeviceLease
 from nas.training.proxy import ProxyConfig, train_proxy

@@ -23,8 +23,8 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.arch.spec import ArchSpec
 from nas.errors import NasError
-from nas.models.spec import ArchSpec
 from nas.search.config import SearchConfig, apply_overrides, parse_config
 from nas.search.driver import Progress, Proposal
 from nas.search.noise import RankAgreement, kendall_tau, rank_agreement

@@ -180,3 +180,9 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
             "for PostgreSQL: pip install 'nas-mixers[postgres]'"
         ) from None
     return _checked_server(engine, url)
+
+
+def check_storage(url: str) -> None:
+    """Raise ``StorageError`` if ``url`` cannot be opened for writing; writes nothing. Called
+    before Ray starts, so a wrong URL costs a second, not a cluster start."""
+    make_engine(url).dispose()

@@ -1,13 +1,16 @@
-"""Proxy training, full-training recipe, throughput measurement."""
+"""Proxy training, full-training recipe, throughput measurement (names imported on first use,
+so that :class:`ProxyConfig` is read without torch)."""
 
-from nas.training.proxy import (
-    EpochMetrics,
-    ProxyConfig,
-    ProxyResult,
-    proxy_spec,
-    train_proxy,
+from nas.lazy import lazy_exports
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "nas.training.proxy": ["EpochMetrics", "ProxyResult", "proxy_spec", "train_proxy"],
+        "nas.training.proxy_config": ["ProxyConfig"],
+        "nas.training.throughput": ["Throughput", "measure_throughput"],
+    },
 )
-from nas.training.throughput import Throughput, measure_throughput
 
 __all__ = [
     "EpochMetrics",

@@ -25,9 +25,7 @@ from timm.scheduler import create_scheduler_v2
 from timm.scheduler.scheduler import Scheduler
 from torch import nn
 
-from nas.typed_config import ConfigError
-
-AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+from nas.training.device import check_amp_dtype
 
 
 def seed_everything(seed: int) -> None:
@@ -44,37 +42,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
-def check_device(device: str, where: str, local: bool) -> None:
-    """Reject, before any trial starts, a device torch cannot parse (``cdua``) and, when the
-    trials run on this machine (``local``), one it does not have, listing the ones it has."""
-    if device == "auto":
-        return
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(
-            f"{where}: expected auto, cpu, cuda, cuda:N or mps, found {device!r}"
-        ) from None
-    if not local or parsed.type == "cpu":
-        return
-    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if torch.backends.mps.is_available():
-        available.append("mps")
-    wanted = parsed.type if parsed.index is None else f"{parsed.type}:{parsed.index}"
-    if not any(a == wanted or a.startswith(f"{wanted}:") for a in available):
-        raise ConfigError(
-            f"{where}: {device!r} is not on this machine, which has {', '.join(available)}; "
-            "use one of them, or ray.address to run the trials on a cluster that has it"
-        )
-
-
 def amp_dtype(name: str) -> torch.dtype:
-    try:
-        return AMP_DTYPES[name]
-    except KeyError:
-        raise ValueError(
-            f"amp_dtype: expected one of {sorted(AMP_DTYPES)}, found {name!r}"
-        ) from None
+    check_amp_dtype(name, "amp_dtype")
+    return getattr(torch, name)
 
 
 def autocast(

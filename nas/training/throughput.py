@@ -33,8 +33,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
+from nas.arch.spec import ArchSpec
 from nas.models import build_model, resolve_spec
-from nas.models.spec import ArchSpec
 from nas.training.recipe import (
     autocast,
     create_optimizer,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from nas.models.spec import ArchSpec, SpecError
+from nas.arch.spec import ArchSpec, SpecError
 
 S18_DEPTHS = (3, 3, 9, 3)
 S18_DIMS = (64, 128, 320, 512)

@@ -146,7 +146,7 @@ class ArchSpec:
     def resolved_knobs(self, stage: int, mixer: MixerSpec) -> dict[str, Any]:
         """All constructor knobs of ``mixer`` in ``stage``: registry defaults, then the spec's,
         then ``grid_size`` (when the mixer has one and it is unset) from the stage's nominal map."""
-        knobs = {**get_mixer(mixer.name).knobs, **dict(mixer.knobs)}
+        knobs = {**get_mixer(mixer.name).defaults, **dict(mixer.knobs)}
         if "grid_size" in knobs and knobs["grid_size"] is None:
             knobs["grid_size"] = self.grid_sizes()[stage]
         return knobs
@@ -265,10 +265,11 @@ def _parse_mixer(data: Any, where: str) -> MixerSpec:
         raise SpecError(f"{where}.name: {err.args[0]}") from None
     knobs = {k: v for k, v in data.items() if k != "name"}
     for key in knobs:
-        if key not in entry.knobs:
+        if key not in entry.defaults:
+            hint = suggest(str(key), entry.defaults)
             raise SpecError(
-                f"{where}.{key}: unknown knob for mixer {name!r}{suggest(str(key), entry.knobs)}; "
-                f"allowed: {sorted(entry.knobs)}"
+                f"{where}.{key}: unknown knob for mixer {name!r}{hint}; "
+                f"allowed: {sorted(entry.defaults)}"
             )
     return MixerSpec(name, knobs)
 

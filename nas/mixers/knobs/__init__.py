@@ -1,0 +1,26 @@
+"""The built-in mixers' knob declarations, one module per mixer; importing them registers them
+(without torch: each names the module that builds it)."""
+
+from nas.mixers.knobs import (
+    attention,
+    dynamic_filter,
+    global_filter,
+    gnconv,
+    hyena,
+    identity,
+    parc,
+    pooling,
+    sepconv,
+)
+
+__all__ = [
+    "attention",
+    "dynamic_filter",
+    "global_filter",
+    "gnconv",
+    "hyena",
+    "identity",
+    "parc",
+    "pooling",
+    "sepconv",
+]

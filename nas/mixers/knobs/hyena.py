@@ -1,0 +1,75 @@
+"""The Hyena family: HyenaPixel (2D) and Hyena over raster-flattened tokens (1D), which share
+the recurrence, the implicit filter and therefore most knobs."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from nas.mixers.registry import MixerKnobs, check_odd, register_mixer
+from nas.typed_config import ConfigError, check_range
+
+
+def _check_shared(knobs: "HyenaPixelKnobs | HyenaKnobs") -> None:
+    check_range("order", knobs.order, low=2)
+    check_range("grid_size", knobs.grid_size, low=1)
+    check_range("filter_width", knobs.filter_width, low=1)
+    check_odd("short_kernel", knobs.short_kernel)
+
+
+@register_mixer("hyena_pixel", module="nas.mixers.hyena_pixel:HyenaPixel")
+@dataclass(frozen=True)
+class HyenaPixelKnobs(MixerKnobs):
+    """HyenaPixel (order 2 is the paper's operator).
+
+    order: Hyena order N >= 2: N + 1 gates and N - 1 long filters. kernel_size: odd long-kernel
+    side, or ``"global"`` for (2H-1) x (2W-1) of the actual map. grid_size: nominal map side of
+    the stage (``None``: 14); with ``"global"`` the encoding is stored at 2 * grid_size - 1 taps.
+    emb_dim: positional-encoding channels, a multiple of 4 (``None``: 16 * max(2, ceil(dim/128))).
+    filter_width: hidden width of the filter MLP (``None``: 2 * emb_dim). short_kernel: odd side
+    of the depthwise short convolution. use_layernorm: bias-free LayerNorm on each gate product
+    and before the output projection (hpx_former_s18).
+    """
+
+    order: int = 2
+    kernel_size: int | Literal["global"] = "global"
+    grid_size: int | None = None
+    emb_dim: int | None = None
+    filter_width: int | None = None
+    short_kernel: int = 5
+    use_layernorm: bool = True
+
+    def check(self, dim: int) -> None:
+        _check_shared(self)
+        if self.kernel_size != "global":
+            check_odd("kernel_size", self.kernel_size)
+        check_range("emb_dim", self.emb_dim, low=4)
+        if self.emb_dim is not None and self.emb_dim % 4:
+            raise ConfigError(
+                f"emb_dim: expected a multiple of 4 (sin and cos for rows and columns), "
+                f"found {self.emb_dim}"
+            )
+
+
+@register_mixer("hyena", module="nas.mixers.hyena:Hyena")
+@dataclass(frozen=True)
+class HyenaKnobs(MixerKnobs):
+    """1D Hyena on the raster order of the map.
+
+    bidirectional: centred short convolution and 2L-1-tap filters (hb_former), or the original
+    causal operator. grid_size: nominal map side (``None``: 14); the encoding is stored for
+    grid_size ** 2 tokens. emb_dim: odd, a time channel plus cos/sin pairs (``None``:
+    16 * max(2, ceil(dim/128)) + 1). The other knobs as for ``hyena_pixel``.
+    """
+
+    order: int = 2
+    bidirectional: bool = True
+    grid_size: int | None = None
+    emb_dim: int | None = None
+    filter_width: int | None = None
+    short_kernel: int = 3
+    use_layernorm: bool = False
+
+    def check(self, dim: int) -> None:
+        _check_shared(self)
+        if self.emb_dim is not None:
+            check_range("emb_dim", self.emb_dim, low=3)
+            check_odd("emb_dim (a time channel plus cos/sin pairs)", self.emb_dim)

@@ -1,0 +1,16 @@
+"""PoolFormer's pooling mixer."""
+
+from dataclasses import dataclass
+
+from nas.mixers.registry import MixerKnobs, check_odd, register_mixer
+
+
+@register_mixer("pooling", module="nas.mixers.pooling:Pooling")
+@dataclass(frozen=True)
+class PoolingKnobs(MixerKnobs):
+    """pool_size: odd side of the average pool (3 in PoolFormer)."""
+
+    pool_size: int = 3
+
+    def check(self, dim: int) -> None:
+        check_odd("pool_size", self.pool_size)

@@ -1,0 +1,19 @@
+"""ConvFormer's separable convolution."""
+
+from dataclasses import dataclass
+
+from nas.mixers.registry import MixerKnobs, check_odd, check_width, register_mixer
+
+
+@register_mixer("sepconv", module="nas.mixers.sepconv:SepConv")
+@dataclass(frozen=True)
+class SepConvKnobs(MixerKnobs):
+    """kernel_size: odd side of the depthwise conv (7 in ConvFormer); expansion_ratio: hidden
+    width factor of the pointwise projections (2)."""
+
+    kernel_size: int = 7
+    expansion_ratio: float = 2.0
+
+    def check(self, dim: int) -> None:
+        check_odd("kernel_size", self.kernel_size)
+        check_width("expansion_ratio", self.expansion_ratio, dim)

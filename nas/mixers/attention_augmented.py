@@ -1,0 +1,132 @@
+"""Attention-augmented convolution (Bello et al. 2019, "Attention Augmented Convolutional
+Networks").
+
+The output channels are the concatenation of a dense KxK convolution's channels and the channels
+of global multi-head self-attention over the map, the attention part with its own output projection
+(AA's W^O, dv -> dv). Follows the paper's relative logits: a query at (y, x) attending to a key at
+(y', x') adds ``q . r^W[x' - x] + q . r^H[y' - y]`` to its content logit, the embeddings (one table
+of 2n-1 rows per axis, per-head width) shared across heads, initialised N(0, dkh^-0.5) as in the
+paper's code, the query scaled by dkh^-0.5 before both logits.
+
+Deliberate differences: keys are as wide as values (AA's kappa = upsilon); the tables are stored
+at a nominal grid and linearly resized (``align_corners=True``) to the actual map instead of being
+built for one input size; no biases (the MetaFormer convention; AA's conv is followed by BN).
+Attention is global, so memory is O((HW)^2), as in AA, which uses it at low resolution.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from nas.functional.resize import check_grid_size, grid_or_default, resize_line
+
+REL_POS = ("none", "bias")
+
+
+def _relative_table(table: Tensor, n: int) -> Tensor:
+    """``(n, n, d)`` embeddings ``e[i, j] = table'[j - i + n - 1]`` of a ``(2g-1, d)`` table
+    resized to ``2n - 1`` rows; a single-pixel axis keeps the centre (offset 0) row."""
+    g = (table.shape[0] + 1) // 2
+    rows = table[g - 1 : g] if n == 1 else resize_line(table.t(), 2 * n - 1).t()
+    pos = torch.arange(n, device=table.device)
+    return rows[pos[None, :] - pos[:, None] + n - 1]
+
+
+class AttentionAugmented(nn.Module):
+    """``concat(conv(x), proj(MHSA(x)))`` on channels-last maps ``(B, H, W, C)``.
+
+    Attention width: ``dv = heads * max(1, round(attention_share * dim / heads))`` with
+    ``heads = num_heads`` if given, else ``max(round(attention_share * dim) // head_dim, 1)``;
+    each head is ``dv / heads`` wide (keys, queries and values alike). The conv keeps the first
+    ``dim - dv`` output channels. ``attention_share == 0`` builds the plain conv and nothing else.
+
+    Knobs:
+        attention_share: float in [0, 1), the fraction dv/dim of output channels from attention.
+        kernel_size: odd int >= 1, the conv's kernel side.
+        head_dim: int >= 1, the nominal head width that sets the head count (see above).
+        num_heads: int >= 1 or None (derived from head_dim).
+        rel_pos: "none" (content logits only) or "bias" (AA's factorised 2-D relative logits,
+            r^H and r^W tables shared across heads).
+        grid_size: int >= 1 or None (means 14), the map side the relative tables are stored at
+            (2 * grid_size - 1 rows per axis); ignored unless rel_pos == "bias".
+        Cross-knob: dv must be < dim (at least one conv channel), so e.g. num_heads <= dim - 1.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        attention_share: float = 0.5,
+        kernel_size: int = 3,
+        head_dim: int = 32,
+        num_heads: int | None = None,
+        rel_pos: str = "bias",
+        grid_size: int | None = None,
+    ):
+        super().__init__()
+        if not 0 <= attention_share < 1:
+            raise ValueError(f"attention_share must be in [0, 1), found {attention_share!r}")
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be an odd positive int, found {kernel_size!r}")
+        if not isinstance(head_dim, int) or head_dim < 1:
+            raise ValueError(f"head_dim must be a positive int, found {head_dim!r}")
+        if num_heads is not None and (not isinstance(num_heads, int) or num_heads < 1):
+            raise ValueError(f"num_heads must be a positive int or None, found {num_heads!r}")
+        if rel_pos not in REL_POS:
+            raise ValueError(f"rel_pos must be one of {REL_POS}, found {rel_pos!r}")
+        check_grid_size(grid_size)
+        if attention_share == 0:
+            heads, dv = 0, 0
+        else:
+            heads = num_heads or max(round(attention_share * dim) // head_dim, 1)
+            dv = heads * max(1, round(attention_share * dim / heads))
+            if dv >= dim:
+                raise ValueError(
+                    f"attention would take all {dim} channels (dv = {dv} with {heads} heads); "
+                    "lower attention_share or num_heads"
+                )
+        self.num_heads = heads
+        self.attention_channels = dv
+        self.conv = nn.Conv2d(dim, dim - dv, kernel_size, padding=kernel_size // 2, bias=False)
+        if dv == 0:
+            return
+        self.head_dim = dv // heads
+        self.qkv = nn.Linear(dim, 3 * dv, bias=False)
+        self.proj = nn.Linear(dv, dv, bias=False)
+        if rel_pos == "bias":
+            rows = 2 * grid_or_default(grid_size) - 1
+            std = self.head_dim**-0.5
+            self.rel_h = nn.Parameter(torch.randn(rows, self.head_dim) * std)
+            self.rel_w = nn.Parameter(torch.randn(rows, self.head_dim) * std)
+        else:
+            self.rel_h = self.rel_w = None
+
+    def _relative_logits(self, q: Tensor) -> Tensor:
+        """``(B, heads, HW, HW)`` relative logits of scaled queries ``q`` (B, heads, H, W, d)."""
+        b, n, h, w, _ = q.shape
+        rh = _relative_table(self.rel_h, h).to(q.dtype)
+        rw = _relative_table(self.rel_w, w).to(q.dtype)
+        logit_h = torch.einsum("bnyxd,yzd->bnyxz", q, rh)
+        logit_w = torch.einsum("bnyxd,xzd->bnyxz", q, rw)
+        rel = logit_h[..., :, None] + logit_w[..., None, :]
+        return rel.reshape(b, n, h * w, h * w)
+
+    def _attend(self, x: Tensor) -> Tensor:
+        b, h, w, _ = x.shape
+        n, d = self.num_heads, self.head_dim
+        qkv = self.qkv(x).reshape(b, h * w, 3, n, d).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        bias = None
+        if self.rel_h is not None:
+            bias = self._relative_logits((q * d**-0.5).reshape(b, n, h, w, d))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.proj(out.transpose(1, 2).reshape(b, h, w, n * d))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        if self.attention_channels == 0:
+            return y
+        att = self._attend(x)
+        return torch.cat([y, att], dim=-1)

@@ -1,0 +1,117 @@
+"""Neighborhood attention mixer (NAT, Hassani et al. 2023; DiNAT's dilation, Hassani & Shi 2022).
+
+Every query attends to the ``kernel_size x kernel_size`` keys around it (a sliding window, as in
+Stand-Alone Self-Attention, Ramachandran et al. 2019), spaced ``dilation`` apart. Follows NATTEN's
+semantics: at the borders the window is shifted inward so each query always sees exactly k x k real
+keys (no zero padding); with dilation, the axis splits into ``dilation`` interleaved sub-grids and
+each query runs undilated neighbourhood attention inside its own sub-grid; the relative position
+bias (NAT's ``rpb``, shape (heads, 2k-1, 2k-1)) is indexed by the query-key offset in units of the
+dilation.
+
+Deliberate differences: NAT's key bias is dropped (q and v biases only, as BEiT): it adds the
+same constant to all logits of a query, so the function is unchanged and NAT weights load by
+discarding it. NATTEN requires every map side ``L >= kernel_size * dilation`` and errors
+otherwise. Here, per axis, the dilation first shrinks to ``max(1, min(dilation, L // kernel_size))``
+and then the kernel to ``min(kernel_size, L)``, so after the rule ``L >= kernel * dilation`` always
+holds; a kernel at least as large as a map side is global attention along that axis, whatever the
+dilation.
+
+Pure PyTorch: the k*k keys and values of every query are gathered with index tensors, so memory is
+O(H*W*k^2*C); no (HW) x (HW) matrix is ever formed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def _axis_neighbours(
+    length: int, kernel: int, dilation: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Key indices (L, k) of each query along one axis, and their offsets (in dilations) + k - 1.
+
+    Applies the small-map rule of the module docstring; returns the effective kernel's indices.
+    """
+    dil = max(1, min(dilation, length // kernel))
+    k = min(kernel, length)
+    pos = torch.arange(length, device=device)
+    residue, sub = pos % dil, pos // dil
+    sub_len = (length - residue + dil - 1) // dil  # length of this query's interleaved sub-grid
+    start = torch.minimum((sub - k // 2).clamp_min(0), sub_len - k)
+    taps = start[:, None] + torch.arange(k, device=device)
+    index = residue[:, None] + dil * taps
+    return index, taps - sub[:, None] + kernel - 1
+
+
+class NeighborhoodAttention(nn.Module):
+    """Multi-head attention over each pixel's clamped k x k (dilated) neighbourhood.
+
+    Knobs:
+        head_dim: int >= 1, channels per head; used when num_heads is None (default 32).
+        num_heads: int >= 1 or None; None means max(dim // head_dim, 1) (default None).
+        kernel_size: odd int >= 1, neighbourhood side (default 7).
+        dilation: int >= 1, spacing between neighbours (default 1).
+        rel_pos: "none" or "bias"; "bias" adds NAT's learned relative position bias, one table of
+            shape (num_heads, 2*kernel_size-1, 2*kernel_size-1) (default "bias").
+        qkv_bias: bool, bias in the q/k/v projection (default True, as NAT); only q and v get
+            one (as BEiT), since a key bias shifts every logit of a query equally and would never
+            change the output nor get a gradient.
+        proj_bias: bool, bias in the output projection (default True, as NAT).
+    Attention runs at width num_heads * head_dim and projects back to dim, so dim need not be
+    divisible by num_heads. Maps smaller than kernel_size * dilation follow the module's rule.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        head_dim: int = 32,
+        num_heads: int | None = None,
+        kernel_size: int = 7,
+        dilation: int = 1,
+        rel_pos: str = "bias",
+        qkv_bias: bool = True,
+        proj_bias: bool = True,
+    ):
+        super().__init__()
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be an odd int >= 1, found {kernel_size!r}")
+        if not isinstance(dilation, int) or dilation < 1:
+            raise ValueError(f"dilation must be an int >= 1, found {dilation!r}")
+        if rel_pos not in ("none", "bias"):
+            raise ValueError(f"rel_pos must be 'none' or 'bias', found {rel_pos!r}")
+        self.head_dim = head_dim
+        self.num_heads = num_heads if num_heads else max(dim // head_dim, 1)
+        self.kernel_size = kernel_size
+        self.dilation = dilation
+        inner = self.num_heads * head_dim
+        self.qkv = nn.Linear(dim, 3 * inner, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(inner)) if qkv_bias else None
+        self.v_bias = nn.Parameter(torch.zeros(inner)) if qkv_bias else None
+        self.proj = nn.Linear(inner, dim, bias=proj_bias)
+        self.rpb = None
+        if rel_pos == "bias":
+            side = 2 * kernel_size - 1
+            self.rpb = nn.Parameter(torch.empty(self.num_heads, side, side))
+            nn.init.trunc_normal_(self.rpb, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, _ = x.shape
+        rows, rel_h = _axis_neighbours(h, self.kernel_size, self.dilation, x.device)
+        cols, rel_w = _axis_neighbours(w, self.kernel_size, self.dilation, x.device)
+        bias = None
+        if self.q_bias is not None:
+            bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
+        qkv = F.linear(x, self.qkv.weight, bias).reshape(b, h, w, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(3, 0, 4, 1, 2, 5).unbind(0)  # each (B, heads, H, W, d)
+        # (B, heads, H, kh, W, kw, d): keys/values of query (i, j) at [i, :, j, :].
+        k = k[:, :, rows][:, :, :, :, cols]
+        v = v[:, :, rows][:, :, :, :, cols]
+        logits = torch.einsum("bnijd,bniajcd->bnijac", q * self.head_dim**-0.5, k)
+        if self.rpb is not None:
+            logits = logits + self.rpb[:, rel_h[:, None, :, None], rel_w[None, :, None, :]]
+        att = logits.flatten(-2).softmax(-1).unflatten(-1, logits.shape[-2:])
+        out = torch.einsum("bnijac,bniajcd->bijnd", att, v)
+        return self.proj(out.reshape(b, h, w, self.num_heads * self.head_dim))

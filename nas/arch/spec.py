@@ -151,6 +151,11 @@ class ArchSpec:
             knobs["grid_size"] = self.grid_sizes()[stage]
         return knobs
 
+    def _hashed_knobs(self, stage: int, mixer: MixerSpec) -> dict[str, Any]:
+        defaults = get_mixer(mixer.name).defaults
+        resolved = self.resolved_knobs(stage, mixer)
+        return {k: v for k, v in resolved.items() if k not in defaults or v != defaults[k]}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -169,13 +174,15 @@ class ArchSpec:
         Path(path).write_text(self.to_yaml())
 
     def content_hash(self) -> str:
-        """Hash of what determines the network (the ``name`` does not), with every mixer knob
-        resolved, so that leaving a knob at its default and spelling it out hash alike."""
+        """Hash of what determines the network (the ``name`` does not). Mixer knobs are
+        resolved and those at their declared defaults left out, so leaving a knob at its default
+        and spelling it out hash alike, and a knob added later (whose default keeps the old
+        behaviour) leaves every stored hash as it was."""
         canonical = self.to_dict()
         del canonical["name"]
         for i, (stage, stage_dict) in enumerate(zip(self.stages, canonical["stages"], strict=True)):
             stage_dict["blocks"] = [
-                {"name": m.name, **self.resolved_knobs(i, m)} for m in stage.block_mixers()
+                {"name": m.name, **self._hashed_knobs(i, m)} for m in stage.block_mixers()
             ]
             del stage_dict["mixer"]
             stage_dict.pop("overrides", None)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.arch.spec import ArchSpec
 from nas.errors import NasError
 
 TABLE_FORMAT = 1
@@ -224,8 +225,10 @@ def read_table(path: str | Path) -> BenchTable:
     for row in rows:
         by_arch.setdefault(row["arch_hash"], []).append(row)
     archs = {}
-    for arch_hash, arch_rows in by_arch.items():
+    for arch_rows in by_arch.values():
         first = arch_rows[0]
+        spec = json.loads(first["spec"])
+        arch_hash = ArchSpec.from_dict(spec).content_hash()  # today's rule, whatever wrote it
         curves = {}
         for seed in sorted({r["seed"] for r in arch_rows if r["epoch"]}):
             epochs = sorted((r for r in arch_rows if r["seed"] == seed), key=lambda r: r["epoch"])
@@ -238,7 +241,7 @@ def read_table(path: str | Path) -> BenchTable:
             )
         archs[arch_hash] = TableArch(
             arch_hash=arch_hash,
-            spec=json.loads(first["spec"]),
+            spec=spec,
             params=first["params"],
             macs=first["macs"],
             throughput=first["throughput"],

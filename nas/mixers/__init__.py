@@ -7,14 +7,18 @@ from nas.lazy import lazy_exports
 from nas.mixers.registry import MixerKnobs, create_mixer, get_mixer, list_mixers, register_mixer
 
 _MODULES = [
+    "acmix",
     "attention",
+    "attention_augmented",
     "dynamic_filter",
     "global_filter",
+    "halo_attention",
     "gnconv",
     "hyena",
     "hyena_pixel",
     "identity",
     "knobs",
+    "neighborhood_attention",
     "parc",
     "pooling",
     "sepconv",

@@ -24,70 +24,46 @@ Memory: the unfolded neighbourhoods are O(HW * kernel_att^2 * channels), never (
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-
-def _odd(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value % 2 == 0:
-        raise ValueError(f"{name} must be an odd positive int, found {value!r}")
+from nas.mixers.knobs.hybrid_attention import ACmixKnobs
 
 
 class ACmix(nn.Module):
     """ACmix token mixer on channels-last maps ``(B, H, W, C)``.
 
-    Knobs:
-        head_dim: int >= 1, width of each head (and the number of dep_conv groups).
-        num_heads: int >= 1 or None (means max(dim // head_dim, 1)); inner width is
-            num_heads * head_dim.
-        kernel_conv: odd int >= 1, side of the shift-conv kernel (official 3).
-        kernel_att: odd int >= 1, side of the attention neighbourhood (official 7); a side
-            >= 2 * max(H, W) - 1 is global attention.
-        qkv_bias: bool, bias of the q/k/v projection (official 1x1 convs have one).
-        proj_bias: bool, bias of the output projection.
+    Knobs: :class:`ACmixKnobs`.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        *,
-        head_dim: int = 32,
-        num_heads: int | None = None,
-        kernel_conv: int = 3,
-        kernel_att: int = 7,
-        qkv_bias: bool = False,
-        proj_bias: bool = False,
-    ):
+    def __init__(self, dim: int, **knobs: Any):
         super().__init__()
-        if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < 1:
-            raise ValueError(f"head_dim must be a positive int, found {head_dim!r}")
-        if num_heads is not None and (
-            isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1
-        ):
-            raise ValueError(f"num_heads must be a positive int or None, found {num_heads!r}")
-        _odd("kernel_conv", kernel_conv)
-        _odd("kernel_att", kernel_att)
-        self.head_dim = head_dim
-        self.num_heads = num_heads or max(dim // head_dim, 1)
-        self.kernel_conv = kernel_conv
-        self.kernel_att = kernel_att
-        inner = self.num_heads * head_dim
-        self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
-        self.pos = nn.Linear(2, head_dim, bias=False)
-        self.fc = nn.Linear(3 * self.num_heads, kernel_conv**2, bias=False)
+        k = ACmixKnobs.parse(dim, knobs)
+        self.head_dim = k.head_dim
+        self.num_heads = k.num_heads or max(dim // k.head_dim, 1)
+        self.kernel_conv = k.kernel_conv
+        self.kernel_att = k.kernel_att
+        inner = self.num_heads * k.head_dim
+        self.qkv = nn.Linear(dim, 3 * inner, bias=k.qkv_bias)
+        self.pos = nn.Linear(2, k.head_dim, bias=False)
+        self.fc = nn.Linear(3 * self.num_heads, k.kernel_conv**2, bias=False)
         self.dep_conv = nn.Conv2d(
-            head_dim * kernel_conv**2,
+            k.head_dim * k.kernel_conv**2,
             inner,
-            kernel_conv,
-            padding=kernel_conv // 2,
-            groups=head_dim,
+            k.kernel_conv,
+            padding=k.kernel_conv // 2,
+            groups=k.head_dim,
             bias=False,
         )
-        self.proj = nn.Linear(inner, dim, bias=proj_bias)
+        self.proj = nn.Linear(inner, dim, bias=k.proj_bias)
         self.rate1 = nn.Parameter(torch.tensor(0.5))
         self.rate2 = nn.Parameter(torch.tensor(0.5))
-        shifts = torch.eye(kernel_conv**2).reshape(1, kernel_conv**2, kernel_conv, kernel_conv)
+        shifts = torch.eye(k.kernel_conv**2).reshape(
+            1, k.kernel_conv**2, k.kernel_conv, k.kernel_conv
+        )
         with torch.no_grad():
             self.dep_conv.weight.copy_(shifts.expand_as(self.dep_conv.weight))
 

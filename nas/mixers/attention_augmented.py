@@ -16,13 +16,14 @@ Attention is global, so memory is O((HW)^2), as in AA, which uses it at low reso
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from nas.functional.resize import check_grid_size, grid_or_default, resize_line
-
-REL_POS = ("none", "bias")
+from nas.functional.resize import grid_or_default, resize_line
+from nas.mixers.knobs.hybrid_attention import AttentionAugmentedKnobs, attention_split
 
 
 def _relative_table(table: Tensor, n: int) -> Tensor:
@@ -42,61 +43,23 @@ class AttentionAugmented(nn.Module):
     each head is ``dv / heads`` wide (keys, queries and values alike). The conv keeps the first
     ``dim - dv`` output channels. ``attention_share == 0`` builds the plain conv and nothing else.
 
-    Knobs:
-        attention_share: float in [0, 1), the fraction dv/dim of output channels from attention.
-        kernel_size: odd int >= 1, the conv's kernel side.
-        head_dim: int >= 1, the nominal head width that sets the head count (see above).
-        num_heads: int >= 1 or None (derived from head_dim).
-        rel_pos: "none" (content logits only) or "bias" (AA's factorised 2-D relative logits,
-            r^H and r^W tables shared across heads).
-        grid_size: int >= 1 or None (means 14), the map side the relative tables are stored at
-            (2 * grid_size - 1 rows per axis); ignored unless rel_pos == "bias".
-        Cross-knob: dv must be < dim (at least one conv channel), so e.g. num_heads <= dim - 1.
+    Knobs: :class:`AttentionAugmentedKnobs`.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        *,
-        attention_share: float = 0.5,
-        kernel_size: int = 3,
-        head_dim: int = 32,
-        num_heads: int | None = None,
-        rel_pos: str = "bias",
-        grid_size: int | None = None,
-    ):
+    def __init__(self, dim: int, **knobs: Any):
         super().__init__()
-        if not 0 <= attention_share < 1:
-            raise ValueError(f"attention_share must be in [0, 1), found {attention_share!r}")
-        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be an odd positive int, found {kernel_size!r}")
-        if not isinstance(head_dim, int) or head_dim < 1:
-            raise ValueError(f"head_dim must be a positive int, found {head_dim!r}")
-        if num_heads is not None and (not isinstance(num_heads, int) or num_heads < 1):
-            raise ValueError(f"num_heads must be a positive int or None, found {num_heads!r}")
-        if rel_pos not in REL_POS:
-            raise ValueError(f"rel_pos must be one of {REL_POS}, found {rel_pos!r}")
-        check_grid_size(grid_size)
-        if attention_share == 0:
-            heads, dv = 0, 0
-        else:
-            heads = num_heads or max(round(attention_share * dim) // head_dim, 1)
-            dv = heads * max(1, round(attention_share * dim / heads))
-            if dv >= dim:
-                raise ValueError(
-                    f"attention would take all {dim} channels (dv = {dv} with {heads} heads); "
-                    "lower attention_share or num_heads"
-                )
+        k = AttentionAugmentedKnobs.parse(dim, knobs)
+        heads, dv = attention_split(dim, k.attention_share, k.head_dim, k.num_heads)
         self.num_heads = heads
         self.attention_channels = dv
-        self.conv = nn.Conv2d(dim, dim - dv, kernel_size, padding=kernel_size // 2, bias=False)
+        self.conv = nn.Conv2d(dim, dim - dv, k.kernel_size, padding=k.kernel_size // 2, bias=False)
         if dv == 0:
             return
         self.head_dim = dv // heads
         self.qkv = nn.Linear(dim, 3 * dv, bias=False)
         self.proj = nn.Linear(dv, dv, bias=False)
-        if rel_pos == "bias":
-            rows = 2 * grid_or_default(grid_size) - 1
+        if k.rel_pos == "bias":
+            rows = 2 * grid_or_default(k.grid_size) - 1
             std = self.head_dim**-0.5
             self.rel_h = nn.Parameter(torch.randn(rows, self.head_dim) * std)
             self.rel_w = nn.Parameter(torch.randn(rows, self.head_dim) * std)

@@ -14,63 +14,42 @@ query-key offset (as Swin/NAT), offsets in [-(block-1+halo), block-1+halo] along
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from nas.mixers.knobs.local_attention import HaloAttentionKnobs
 
 
 class HaloAttention(nn.Module):
     """Multi-head attention of each query block over its haloed neighbourhood.
 
-    Knobs:
-        head_dim: int >= 1, channels per head; used when num_heads is None (default 32).
-        num_heads: int >= 1 or None; None means max(dim // head_dim, 1) (default None).
-        block: int >= 1, side of the query blocks (default 4).
-        halo: int >= 0, width of the key ring around each block (default 1); halo 0 is plain
-            non-overlapping window attention.
-        rel_pos: "none" or "bias"; "bias" adds a learned relative position bias, one table of
-            shape (num_heads, 2*(block+halo)-1, 2*(block+halo)-1) (default "bias").
-        qkv_bias: bool, bias in the q/k/v projection (default False, as HaloNet).
-        proj_bias: bool, bias in the output projection (default False).
+    Knobs: :class:`HaloAttentionKnobs`.
     Attention runs at width num_heads * head_dim and projects back to dim, so dim need not be
     divisible by num_heads. A block at least as large as the map is global attention.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        *,
-        head_dim: int = 32,
-        num_heads: int | None = None,
-        block: int = 4,
-        halo: int = 1,
-        rel_pos: str = "bias",
-        qkv_bias: bool = False,
-        proj_bias: bool = False,
-    ):
+    def __init__(self, dim: int, **knobs: Any):
         super().__init__()
-        if not isinstance(block, int) or block < 1:
-            raise ValueError(f"block must be an int >= 1, found {block!r}")
-        if not isinstance(halo, int) or halo < 0:
-            raise ValueError(f"halo must be an int >= 0, found {halo!r}")
-        if rel_pos not in ("none", "bias"):
-            raise ValueError(f"rel_pos must be 'none' or 'bias', found {rel_pos!r}")
-        self.head_dim = head_dim
-        self.num_heads = num_heads if num_heads else max(dim // head_dim, 1)
-        self.block = block
-        self.halo = halo
-        inner = self.num_heads * head_dim
-        self.qkv = nn.Linear(dim, 3 * inner, bias=qkv_bias)
-        self.proj = nn.Linear(inner, dim, bias=proj_bias)
+        k = HaloAttentionKnobs.parse(dim, knobs)
+        self.head_dim = k.head_dim
+        self.num_heads = k.num_heads if k.num_heads else max(dim // k.head_dim, 1)
+        self.block = k.block
+        self.halo = k.halo
+        inner = self.num_heads * k.head_dim
+        self.qkv = nn.Linear(dim, 3 * inner, bias=k.qkv_bias)
+        self.proj = nn.Linear(inner, dim, bias=k.proj_bias)
         self.rpb = None
-        if rel_pos == "bias":
-            side = 2 * (block + halo) - 1
+        if k.rel_pos == "bias":
+            side = 2 * (k.block + k.halo) - 1
             self.rpb = nn.Parameter(torch.empty(self.num_heads, side, side))
             nn.init.trunc_normal_(self.rpb, std=0.02)
-            # Offset of window key (a, c) from block query (i, j), shifted to a table index.
-            qpos = torch.arange(block)
-            kpos = torch.arange(block + 2 * halo) - halo
-            rel = kpos[None, :] - qpos[:, None] + block + halo - 1  # (block, window)
+            # Offset of window key (a, c) from k.block query (i, j), shifted to a table index.
+            qpos = torch.arange(k.block)
+            kpos = torch.arange(k.block + 2 * k.halo) - k.halo
+            rel = kpos[None, :] - qpos[:, None] + k.block + k.halo - 1  # (k.block, window)
             self.register_buffer("rel_index", rel, persistent=False)
 
     def _windows(self, t: torch.Tensor) -> torch.Tensor:

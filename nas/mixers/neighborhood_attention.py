@@ -22,9 +22,13 @@ O(H*W*k^2*C); no (HW) x (HW) matrix is ever formed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from nas.mixers.knobs.local_attention import NeighborhoodAttentionKnobs
 
 
 def _axis_neighbours(
@@ -48,52 +52,26 @@ def _axis_neighbours(
 class NeighborhoodAttention(nn.Module):
     """Multi-head attention over each pixel's clamped k x k (dilated) neighbourhood.
 
-    Knobs:
-        head_dim: int >= 1, channels per head; used when num_heads is None (default 32).
-        num_heads: int >= 1 or None; None means max(dim // head_dim, 1) (default None).
-        kernel_size: odd int >= 1, neighbourhood side (default 7).
-        dilation: int >= 1, spacing between neighbours (default 1).
-        rel_pos: "none" or "bias"; "bias" adds NAT's learned relative position bias, one table of
-            shape (num_heads, 2*kernel_size-1, 2*kernel_size-1) (default "bias").
-        qkv_bias: bool, bias in the q/k/v projection (default True, as NAT); only q and v get
-            one (as BEiT), since a key bias shifts every logit of a query equally and would never
-            change the output nor get a gradient.
-        proj_bias: bool, bias in the output projection (default True, as NAT).
+    Knobs: :class:`NeighborhoodAttentionKnobs`.
     Attention runs at width num_heads * head_dim and projects back to dim, so dim need not be
     divisible by num_heads. Maps smaller than kernel_size * dilation follow the module's rule.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        *,
-        head_dim: int = 32,
-        num_heads: int | None = None,
-        kernel_size: int = 7,
-        dilation: int = 1,
-        rel_pos: str = "bias",
-        qkv_bias: bool = True,
-        proj_bias: bool = True,
-    ):
+    def __init__(self, dim: int, **knobs: Any):
         super().__init__()
-        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be an odd int >= 1, found {kernel_size!r}")
-        if not isinstance(dilation, int) or dilation < 1:
-            raise ValueError(f"dilation must be an int >= 1, found {dilation!r}")
-        if rel_pos not in ("none", "bias"):
-            raise ValueError(f"rel_pos must be 'none' or 'bias', found {rel_pos!r}")
-        self.head_dim = head_dim
-        self.num_heads = num_heads if num_heads else max(dim // head_dim, 1)
-        self.kernel_size = kernel_size
-        self.dilation = dilation
-        inner = self.num_heads * head_dim
+        k = NeighborhoodAttentionKnobs.parse(dim, knobs)
+        self.head_dim = k.head_dim
+        self.num_heads = k.num_heads if k.num_heads else max(dim // k.head_dim, 1)
+        self.kernel_size = k.kernel_size
+        self.dilation = k.dilation
+        inner = self.num_heads * k.head_dim
         self.qkv = nn.Linear(dim, 3 * inner, bias=False)
-        self.q_bias = nn.Parameter(torch.zeros(inner)) if qkv_bias else None
-        self.v_bias = nn.Parameter(torch.zeros(inner)) if qkv_bias else None
-        self.proj = nn.Linear(inner, dim, bias=proj_bias)
+        self.q_bias = nn.Parameter(torch.zeros(inner)) if k.qkv_bias else None
+        self.v_bias = nn.Parameter(torch.zeros(inner)) if k.qkv_bias else None
+        self.proj = nn.Linear(inner, dim, bias=k.proj_bias)
         self.rpb = None
-        if rel_pos == "bias":
-            side = 2 * kernel_size - 1
+        if k.rel_pos == "bias":
+            side = 2 * k.kernel_size - 1
             self.rpb = nn.Parameter(torch.empty(self.num_heads, side, side))
             nn.init.trunc_normal_(self.rpb, std=0.02)
 

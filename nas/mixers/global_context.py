@@ -1,0 +1,71 @@
+"""Global context mixer (GCNet, Cao et al., ICCV-W 2019, "GCNet: Non-local Networks Meet
+Squeeze-Excitation Networks and Beyond").
+
+Follows GCNet's global context block: context modelling (a 1x1 conv to one attention logit per
+position, softmax over the HW positions, attention-weighted sum of the input: one C vector per
+image), then the bottleneck transform (1x1 conv C -> C*ratio, LayerNorm, ReLU, 1x1 conv -> C),
+then fusion. Convolutions 1x1 are Linear layers on the channels-last map. Cost O(HW * C).
+
+Deliberate differences:
+
+- The MetaFormer block adds its own residual (``x + mixer(norm(x))``), so "add" fusion returns
+  only the broadcast transform; the block then computes GCNet's ``x + transform``.
+- "mul" fusion returns ``u * sigmoid(transform)`` for the mixer input ``u``: the block gets
+  ``x + u * sigmoid(transform)``, a channel-gated copy of its (normalised) input added to the
+  stream. GCNet's ``x * sigmoid(transform)`` cannot be recovered by returning
+  ``u * sigmoid(t) - u``: the block feeds the mixer ``norm(x)``, not ``x``, so ``- u`` would not
+  cancel the residual.
+- The attention logit has no bias: softmax over positions is invariant to it, so it would never
+  get a gradient.
+- GCNet zero-initialises the last transform layer (the block starts as the identity). That leaves
+  every earlier parameter without a gradient at init; here all layers keep PyTorch's default init
+  and a block's layer scale, if any, governs the initial contribution.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class GlobalContext(nn.Module):
+    """GCNet's global context block as a mixer: the same C vector at every position ("add") or
+    a per-channel gate on the input ("mul").
+
+    Knobs:
+        ratio: float > 0. Bottleneck width ``int(ratio * dim)``, which must be >= 2 (LayerNorm over
+            a single channel outputs a constant, cutting the context off).
+        fusion: "add" | "mul". "add": output the transform broadcast to every position (GCNet's
+            channel add). "mul": output the input times ``sigmoid(transform)``.
+    """
+
+    def __init__(self, dim: int, *, ratio: float = 0.25, fusion: str = "add"):
+        super().__init__()
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0:
+            raise ValueError(f"ratio must be a positive float, found {ratio!r}")
+        hidden = int(ratio * dim)
+        if hidden < 2:
+            raise ValueError(
+                f"ratio * dim must give a bottleneck of at least 2 channels, found "
+                f"int({ratio!r} * {dim}) = {hidden}"
+            )
+        if fusion not in ("add", "mul"):
+            raise ValueError(f"fusion must be 'add' or 'mul', found {fusion!r}")
+        self.fusion = fusion
+        self.attn_logit = nn.Linear(dim, 1, bias=False)
+        self.transform = nn.Sequential(
+            nn.Linear(dim, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, dim)
+        )
+
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, H, W, C)`` -> ``(B, C)``: the softmax(over HW)-weighted mean of the positions."""
+        b, h, w, c = x.shape
+        tokens = x.reshape(b, h * w, c)
+        weights = torch.softmax(self.attn_logit(tokens), dim=1)
+        return (weights * tokens).sum(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.transform(self.context(x))[:, None, None, :]
+        if self.fusion == "add":
+            return t.expand_as(x)
+        return x * torch.sigmoid(t)

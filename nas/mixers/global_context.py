@@ -24,34 +24,26 @@ Deliberate differences:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
+
+from nas.mixers.knobs.global_context import GlobalContextKnobs
 
 
 class GlobalContext(nn.Module):
     """GCNet's global context block as a mixer: the same C vector at every position ("add") or
     a per-channel gate on the input ("mul").
 
-    Knobs:
-        ratio: float > 0. Bottleneck width ``int(ratio * dim)``, which must be >= 2 (LayerNorm over
-            a single channel outputs a constant, cutting the context off).
-        fusion: "add" | "mul". "add": output the transform broadcast to every position (GCNet's
-            channel add). "mul": output the input times ``sigmoid(transform)``.
+    Knobs: :class:`GlobalContextKnobs`.
     """
 
-    def __init__(self, dim: int, *, ratio: float = 0.25, fusion: str = "add"):
+    def __init__(self, dim: int, **knobs: Any):
         super().__init__()
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0:
-            raise ValueError(f"ratio must be a positive float, found {ratio!r}")
-        hidden = int(ratio * dim)
-        if hidden < 2:
-            raise ValueError(
-                f"ratio * dim must give a bottleneck of at least 2 channels, found "
-                f"int({ratio!r} * {dim}) = {hidden}"
-            )
-        if fusion not in ("add", "mul"):
-            raise ValueError(f"fusion must be 'add' or 'mul', found {fusion!r}")
-        self.fusion = fusion
+        k = GlobalContextKnobs.parse(dim, knobs)
+        hidden = int(k.ratio * dim)
+        self.fusion = k.fusion
         self.attn_logit = nn.Linear(dim, 1, bias=False)
         self.transform = nn.Sequential(
             nn.Linear(dim, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, dim)

@@ -27,9 +27,13 @@ Deliberate differences:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from nas.mixers.knobs.local_attention import MultiAxisAttentionKnobs
 
 
 def block_partition(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
@@ -170,47 +174,20 @@ class MultiAxisAttention(nn.Module):
     """MaxViT's block attention then grid attention in one mixer; returns ``a + g`` with
     ``a = block(x)`` and ``g = grid(x + a)`` so the block residual completes both sub-blocks.
 
-    Knobs:
-        partition: int >= 1. P, the block window side, and G, the number of grid cells per axis
-            (MaxViT uses one value for both). A map axis shorter than it is taken whole.
-        head_dim: int >= 1. Channels per head.
-        num_heads: int >= 1 or None. None means ``max(dim // head_dim, 1)``.
-        qkv_bias: bool. Bias on the qkv projections.
-        proj_bias: bool. Bias on the output projections.
-        rel_pos: "none" | "bias". "bias" adds a learned per-head relative position bias
-            ((2 * partition - 1)^2 entries per head) to each of the two attentions.
+    Knobs: :class:`MultiAxisAttentionKnobs`.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        *,
-        partition: int = 4,
-        head_dim: int = 32,
-        num_heads: int | None = None,
-        qkv_bias: bool = True,
-        proj_bias: bool = True,
-        rel_pos: str = "bias",
-    ):
+    def __init__(self, dim: int, **knobs: Any):
         super().__init__()
-        if isinstance(partition, bool) or not isinstance(partition, int) or partition < 1:
-            raise ValueError(f"partition must be a positive int, found {partition!r}")
-        if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < 1:
-            raise ValueError(f"head_dim must be a positive int, found {head_dim!r}")
-        if num_heads is not None and (
-            isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1
-        ):
-            raise ValueError(f"num_heads must be a positive int or None, found {num_heads!r}")
-        if rel_pos not in ("none", "bias"):
-            raise ValueError(f"rel_pos must be 'none' or 'bias', found {rel_pos!r}")
-        heads = num_heads if num_heads is not None else max(dim // head_dim, 1)
+        k = MultiAxisAttentionKnobs.parse(dim, knobs)
+        heads = k.num_heads if k.num_heads is not None else max(dim // k.head_dim, 1)
         common = dict(
-            partition=partition,
+            partition=k.partition,
             num_heads=heads,
-            head_dim=head_dim,
-            qkv_bias=qkv_bias,
-            proj_bias=proj_bias,
-            rel_pos=rel_pos,
+            head_dim=k.head_dim,
+            qkv_bias=k.qkv_bias,
+            proj_bias=k.proj_bias,
+            rel_pos=k.rel_pos,
         )
         self.block_attn = PartitionAttention(dim, mode="block", **common)
         self.grid_attn = PartitionAttention(dim, mode="grid", **common)

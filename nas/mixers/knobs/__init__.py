@@ -4,6 +4,7 @@
 from nas.mixers.knobs import (
     attention,
     dynamic_filter,
+    global_context,
     global_filter,
     gnconv,
     hybrid_attention,
@@ -18,6 +19,7 @@ from nas.mixers.knobs import (
 __all__ = [
     "attention",
     "dynamic_filter",
+    "global_context",
     "global_filter",
     "gnconv",
     "hybrid_attention",

@@ -58,3 +58,26 @@ class HaloAttentionKnobs(MixerKnobs):
         check_range("num_heads", self.num_heads, low=1)
         check_range("block", self.block, low=1)
         check_range("halo", self.halo, low=0)
+
+
+@register_mixer("multi_axis_attention", module="nas.mixers.multi_axis_attention:MultiAxisAttention")
+@dataclass(frozen=True)
+class MultiAxisAttentionKnobs(MixerKnobs):
+    """MaxViT's block attention then grid (dilated, global-sparse) attention in one mixer.
+
+    partition: P, the block window side, and G, the grid cells per axis (one value, as MaxViT).
+    head_dim / num_heads: as for ``attention``. qkv_bias / proj_bias: projection biases (on in
+    MaxViT). rel_pos: ``"bias"`` adds a learned relative position bias to each attention.
+    """
+
+    partition: int = 4
+    head_dim: int = 32
+    num_heads: int | None = None
+    qkv_bias: bool = True
+    proj_bias: bool = True
+    rel_pos: Literal["none", "bias"] = "bias"
+
+    def check(self, dim: int) -> None:
+        check_range("partition", self.partition, low=1)
+        check_range("head_dim", self.head_dim, low=1)
+        check_range("num_heads", self.num_heads, low=1)

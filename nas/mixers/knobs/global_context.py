@@ -1,0 +1,30 @@
+"""GCNet's global context block."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from nas.mixers.registry import MixerKnobs, register_mixer
+from nas.typed_config import ConfigError, check_range
+
+
+@register_mixer("global_context", module="nas.mixers.global_context:GlobalContext")
+@dataclass(frozen=True)
+class GlobalContextKnobs(MixerKnobs):
+    """A query-independent softmax pooling of the map to one context vector, transformed and
+    broadcast: a global mixer at the cost of two small linears.
+
+    ratio: bottleneck width factor (GCNet's 1/4); ``int(ratio * dim)`` must be at least 2, since
+    a LayerNorm over one channel outputs a constant. fusion: ``"add"`` (GCNet's channel add) or
+    ``"mul"`` (a sigmoid gate on the input).
+    """
+
+    ratio: float = 0.25
+    fusion: Literal["add", "mul"] = "add"
+
+    def check(self, dim: int) -> None:
+        check_range("ratio", self.ratio, above=0)
+        if int(self.ratio * dim) < 2:
+            raise ConfigError(
+                f"ratio: expected a bottleneck int(ratio * dim) >= 2 at dim {dim}, "
+                f"found int({self.ratio!r} * {dim}) = {int(self.ratio * dim)}"
+            )

@@ -155,7 +155,8 @@ def stage_block_mixers(stage: dict[str, Any]) -> list[str]:
     names = [stage["mixer"]["name"]] * depth
     for o in stage.get("overrides") or []:
         blocks = tuple(o["blocks"]) if "blocks" in o else None
-        where = BlockOverride(MixerSpec(o["mixer"]["name"]), last=o.get("last"), blocks=blocks)
+        mixer = MixerSpec(o["mixer"]["name"])
+        where = BlockOverride(mixer, last=o.get("last"), blocks=blocks, every=o.get("every"))
         for i in where.indices(depth):
             names[i] = o["mixer"]["name"]
     return names

@@ -180,7 +180,7 @@ def test_reference_errors_name_the_design() -> None:
     with pytest.raises(
         ConfigError,
         match=r"seed design 'gnconv' cannot be projected onto the space: arch.stages\[1\].mixer: "
-        r"mixer 'gnconv': dim 12 must be divisible by 2\*\*\(order-1\)=16 for order 5",
+        r"mixer 'gnconv': order: dim 12 must be divisible by 2\*\*\(order-1\)=16 for order 5",
     ):
         load_config(tiny, ["+references=[poolformer,gnconv]", "space.stages.1.dim=12"])
     with pytest.raises(ConfigError, match="expected 'all' or a list of seed designs"):

@@ -77,7 +77,8 @@ def architecture_html(spec: dict[str, Any]) -> str:
             extras.append(f"layer-scale {_esc(stage['layer_scale'])}")
         details = [" · ".join([_knobs_text(stage["mixer"]), *extras])]
         for o in stage.get("overrides") or []:
-            where = f"last {_esc(o['last'])}" if "last" in o else f"blocks {_esc(o['blocks'])}"
+            key = next(k for k in ("last", "every", "blocks") if k in o)
+            where = f"{key} {_esc(o[key])}"
             details.append(f"{where}: {_knobs_text(o['mixer'])}")
         rows.append(
             f'<div class="row"><div class="label">stage {i + 1}<br>'

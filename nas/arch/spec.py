@@ -52,25 +52,32 @@ class MixerSpec:
 
 @dataclass(frozen=True)
 class BlockOverride:
-    """A different mixer for some blocks of a stage: the ``last`` k blocks or explicit ``blocks``.
+    """A different mixer for some blocks of a stage: the ``last`` k blocks, ``every`` n-th block
+    (blocks n-1, 2n-1, ...: interleaved, as CoAtNet/MaxViT-style layouts alternate) or explicit
+    ``blocks`` (negative indices count from the end).
 
-    This is how hybrids put attention in the last blocks of a stage (negative indices count from
-    the end).
+    This is how hybrids put attention in the last blocks of a stage, or between convolutions.
     """
 
     mixer: MixerSpec
     last: int | None = None
     blocks: tuple[int, ...] | None = None
+    every: int | None = None
 
     def indices(self, depth: int) -> list[int]:
         if self.last is not None:
             return list(range(depth - self.last, depth))
+        if self.every is not None:
+            return list(range(self.every - 1, depth, self.every))
         return sorted({i % depth for i in self.blocks or ()})
 
     def to_dict(self) -> dict[str, Any]:
-        where = (
-            {"last": self.last} if self.last is not None else {"blocks": list(self.blocks or ())}
-        )
+        if self.last is not None:
+            where: dict[str, Any] = {"last": self.last}
+        elif self.every is not None:
+            where = {"every": self.every}
+        else:
+            where = {"blocks": list(self.blocks or ())}
         return {**where, "mixer": self.mixer.to_dict()}
 
 
@@ -87,11 +94,19 @@ class StageSpec:
     layer_scale: float | None = None
 
     def block_mixers(self) -> list[MixerSpec]:
-        """The mixer of every block, overrides applied in order (a later one wins)."""
+        """The mixer of every block, overrides applied in order (a later one wins). A mixer
+        with ``shift: true`` alternates as in Swin: of the blocks it fills, the 1st, 3rd, ...
+        are built unshifted and the 2nd, 4th, ... shifted."""
         mixers = [self.mixer] * self.depth
         for override in self.overrides:
             for i in override.indices(self.depth):
                 mixers[i] = override.mixer
+        seen: dict[int, int] = {}
+        for i, mixer in enumerate(mixers):
+            if mixer.knobs.get("shift") is True:
+                count = seen[id(mixer)] = seen.get(id(mixer), 0) + 1
+                if count % 2:
+                    mixers[i] = MixerSpec(mixer.name, {**mixer.knobs, "shift": False})
         return mixers
 
     def to_dict(self) -> dict[str, Any]:
@@ -282,15 +297,20 @@ def _parse_mixer(data: Any, where: str) -> MixerSpec:
 
 
 def _parse_override(data: Any, where: str, depth: int) -> BlockOverride:
-    data = expect_mapping(data, where, {"last", "blocks", "mixer"})
-    if ("last" in data) == ("blocks" in data):
-        raise SpecError(f"{where}: give exactly one of 'last' (an int) or 'blocks' (a list)")
+    data = expect_mapping(data, where, {"last", "every", "blocks", "mixer"})
+    given = [key for key in ("last", "every", "blocks") if key in data]
+    if len(given) != 1:
+        raise SpecError(
+            f"{where}: give exactly one of 'last' (an int), 'every' (an int) or 'blocks' "
+            f"(a list), found {given or 'none'}"
+        )
     mixer = _parse_mixer(data.get("mixer"), f"{where}.mixer")
-    if "last" in data:
-        last = _typed(data, "last", int, where, _REQUIRED)
-        if not 1 <= last <= depth:
-            raise SpecError(f"{where}.last: expected 1..{depth} (the stage depth), found {last}")
-        return BlockOverride(mixer, last=last)
+    if "last" in data or "every" in data:
+        key = given[0]
+        value = _typed(data, key, int, where, _REQUIRED)
+        if not 1 <= value <= depth:
+            raise SpecError(f"{where}.{key}: expected 1..{depth} (the stage depth), found {value}")
+        return BlockOverride(mixer, **{key: value})
     blocks = data["blocks"]
     if not isinstance(blocks, list) or not all(isinstance(b, int) for b in blocks):
         raise SpecError(f"{where}.blocks: expected a list of block indices, found {blocks!r}")

@@ -96,7 +96,8 @@ def _describe_arch(spec: dict) -> str:
         knobs = ",".join(f"{k}={v}" for k, v in mixer.items() if k not in ("name", "grid_size"))
         text = f"{stage['depth']}x{stage['dim']} {mixer['name']}" + (f"({knobs})" if knobs else "")
         for o in stage.get("overrides", []):
-            text += f"+attn[last {o['last']}]" if "last" in o else "+override"
+            key = next((k for k in ("last", "every") if k in o), None)
+            text += f"+{o['mixer']['name']}[{key} {o[key]}]" if key else "+override"
         parts.append(text)
     return " | ".join(parts)
 

@@ -2,10 +2,11 @@
 
 A space is a MetaFormer template whose values may be searched. Every value is either fixed
 (a plain scalar), a categorical ``{choices: [...]}``, or a range ``{low, high, step?, log?}``.
-Per stage one searches the depth, width, mixer and the number of trailing attention blocks
-(hybrids); each mixer's knobs live under ``mixers.<name>`` and are sampled only for the stages
-where that mixer was chosen (conditional parameters, named ``s<i>.<mixer>.<knob>``), so a trial
-never carries a knob of a mixer it does not use.
+Per stage one searches the depth, width, mixer and where attention goes between the mixer's
+blocks (hybrids: the last k blocks, ``attention_last``, or every n-th, ``attention_every``);
+each mixer's knobs live under ``mixers.<name>`` and are sampled only for the stages where that
+mixer was chosen (conditional parameters, named ``s<i>.<mixer>.<knob>``), so a trial never
+carries a knob of a mixer it does not use.
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ class StageSpace:
     dim: Param
     mixer: Param
     attention_last: Param = Param(fixed=0)
+    attention_every: Param = Param(fixed=0)
     mlp_ratio: Param = Param(fixed=4.0)
     res_scale: bool = False
 
@@ -189,14 +191,19 @@ class SearchSpace:
                 "res_scale": stage.res_scale,
             }
             if mixer != "attention":
-                last = stage.attention_last.sample(trial, f"s{i}.attention_last")
-                if last:
+                placement = {
+                    "last": stage.attention_last.sample(trial, f"s{i}.attention_last"),
+                    "every": stage.attention_every.sample(trial, f"s{i}.attention_every"),
+                }
+                placement = {k: min(v, depth) for k, v in placement.items() if v}
+                if placement:
                     attn = {
                         k: p.sample(trial, f"s{i}.hybrid_attention.{k}")
                         for k, p in self.knob_space("attention").items()
                     }
                     out["overrides"] = [
-                        {"last": min(last, depth), "mixer": {"name": "attention", **attn}}
+                        {key: value, "mixer": {"name": "attention", **attn}}
+                        for key, value in placement.items()
                     ]
             stages.append(out)
         return ArchSpec.from_dict(
@@ -211,7 +218,15 @@ class SearchSpace:
         )
 
 
-_STAGE_KEYS = {"depth", "dim", "mixer", "attention_last", "mlp_ratio", "res_scale"}
+_STAGE_KEYS = {
+    "depth",
+    "dim",
+    "mixer",
+    "attention_last",
+    "attention_every",
+    "mlp_ratio",
+    "res_scale",
+}
 _SPACE_KEYS = {"stages", "mixers", "image_size", "drop_path_rate", "head", "stem"}
 
 
@@ -243,13 +258,15 @@ def _parse_stage(data: Any, where: str) -> StageSpace:
                 f"{at}: unknown mixer {name!r}{suggest(name, list_mixers())}; "
                 f"registered mixers: {list_mixers()}"
             )
-    attention_last = parse_param(data.get("attention_last", 0), f"{where}.attention_last", int)
-    if any(v < 0 for v in attention_last.values()):
-        raise SpaceError(
-            f"{where}.attention_last: expected values >= 0, found {attention_last.values()}"
-        )
-    for value in attention_last.values():
-        check_range(f"{where}.attention_last", value, high=MAX_DEPTH, error=SpaceError)
+    placement = {}
+    for key in ("attention_last", "attention_every"):
+        placement[key] = parse_param(data.get(key, 0), f"{where}.{key}", int)
+        if any(v < 0 for v in placement[key].values()):
+            raise SpaceError(
+                f"{where}.{key}: expected values >= 0, found {placement[key].values()}"
+            )
+        for value in placement[key].values():
+            check_range(f"{where}.{key}", value, high=MAX_DEPTH, error=SpaceError)
     mlp_ratio = parse_param(data.get("mlp_ratio", 4.0), f"{where}.mlp_ratio", float)
     for value in mlp_ratio.values():
         check_range(f"{where}.mlp_ratio", value, above=0, high=MAX_MLP_RATIO, error=SpaceError)
@@ -259,7 +276,7 @@ def _parse_stage(data: Any, where: str) -> StageSpace:
         depth=depth,
         dim=dim,
         mixer=mixer,
-        attention_last=attention_last,
+        **placement,
         mlp_ratio=mlp_ratio,
         res_scale=res_scale,
     )

@@ -265,3 +265,29 @@ def test_conditional_sampling_never_yields_a_knob_of_an_unchosen_mixer(tmp_path:
                 assert f"s{i}.attention_last" not in trial.params
         study.tell(trial, [0.0, 0.0])
     assert seen_mixers == {"sepconv", "hyena_pixel", "gnconv", "attention", "pooling"}
+
+
+def test_interleaved_attention_is_sampled_as_every_nth_block(tmp_path: Path) -> None:
+    """``attention_every`` samples an ``every`` override (clamped to the depth) with the
+    attention knobs, alone or beside ``attention_last``; 0 samples none."""
+    data = copy.deepcopy(BASE)
+    data["space"]["stages"][1].update(
+        depth=4, mixer="pooling", attention_every={"choices": [0, 2, 9]}
+    )
+    cfg = load_config(_write(tmp_path, data))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        stage = cfg.space.sample(trial).stages[1]
+        every, last = trial.params["s1.attention_every"], trial.params["s1.attention_last"]
+        expected = {("last", last)} if last else set()
+        expected |= {("every", min(every, 4))} if every else set()
+        found = {(k, getattr(o, k)) for o in stage.overrides for k in ("last", "every")}
+        assert {f for f in found if f[1] is not None} == expected
+        mixers = [m.name for m in stage.block_mixers()]
+        if every == 2 and not last:
+            assert mixers == ["pooling", "attention", "pooling", "attention"]
+        seen.add((every, last))
+        study.tell(trial, 0.0)
+    assert {e for e, _ in seen} == {0, 2, 9}

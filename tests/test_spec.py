@@ -6,7 +6,7 @@ import sys
 import pytest
 import yaml
 
-from nas.models import ArchSpec, SpecError, resolve_spec
+from nas.models import ArchSpec, SpecError, build_model, resolve_spec
 
 
 def _tiny(**stage0) -> dict:
@@ -114,6 +114,15 @@ BAD_SPECS = [
         _with("stages.0.overrides", [{"mixer": "pooling"}]),
         r"arch.stages\[0\].overrides\[0\]: give exactly one of 'last'",
     ),
+    (
+        _with("stages.0.overrides", [{"every": 0, "mixer": "pooling"}]),
+        r"arch.stages\[0\].overrides\[0\].every: expected 1..2 \(the stage depth\), found 0",
+    ),
+    (
+        _with("stages.0.overrides", [{"every": 2, "last": 1, "mixer": "pooling"}]),
+        r"give exactly one of 'last' \(an int\), 'every' \(an int\) or 'blocks' \(a list\), "
+        r"found \['last', 'every'\]",
+    ),
     (_with("stages", []), r"arch.stages: expected a non-empty list of stages"),
     (_with("head", {"kind": "conv"}), r"arch.head.kind: expected 'mlp' or 'linear', found 'conv'"),
     (_with("drop_path_rate", 1.5), r"arch.drop_path_rate: expected a value in \[0, 1\), found 1.5"),
@@ -144,3 +153,34 @@ def test_unknown_preset_gets_a_suggestion() -> None:
         SpecError, match=r"'cafomer_s18' is neither a preset \(did you mean 'caformer_s18'\?\)"
     ):
         resolve_spec("cafomer_s18")
+
+
+def test_every_nth_block_interleaves_the_override() -> None:
+    data = _tiny(depth=7, overrides=[{"every": 3, "mixer": {"name": "attention"}}])
+    spec = ArchSpec.from_dict(data)
+    names = [m.name for m in spec.stages[0].block_mixers()]
+    assert names == ["sepconv", "sepconv", "attention"] * 2 + ["sepconv"]
+    assert ArchSpec.from_yaml(spec.to_yaml()) == spec
+    model = build_model(spec, num_classes=2)
+    built = [type(b.token_mixer).__name__ for b in model.stages[0].blocks]
+    assert built == ["SepConv", "SepConv", "Attention"] * 2 + ["SepConv"]
+
+
+def test_shifted_windows_alternate_over_the_blocks_a_mixer_fills() -> None:
+    shifted = {"name": "attention", "window_size": 4, "shift": True}
+    whole = _tiny(depth=4, mixer=shifted)
+    interleaved = _tiny(depth=4, overrides=[{"every": 2, "mixer": shifted}])
+    for data, expected in ((whole, [False, True, False, True]), (interleaved, [False, True])):
+        model = build_model(ArchSpec.from_dict(data), num_classes=2)
+        mixers = [b.token_mixer for b in model.stages[0].blocks]
+        assert [m.shift for m in mixers if hasattr(m, "shift")] == expected
+
+
+def test_a_knob_at_its_default_leaves_the_hash_as_it_was() -> None:
+    """Spelling out a default, or a knob added later at its default, keeps stored hashes."""
+    plain = ArchSpec.from_dict(_tiny(mixer={"name": "attention"}))
+    spelled = ArchSpec.from_dict(
+        _tiny(mixer={"name": "attention", "rel_pos": "none", "shift": False, "kv_stride": 1})
+    )
+    changed = ArchSpec.from_dict(_tiny(mixer={"name": "attention", "rel_pos": "bias"}))
+    assert plain.content_hash() == spelled.content_hash() != changed.content_hash()

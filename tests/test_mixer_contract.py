@@ -10,9 +10,37 @@ GRID = 8  # nominal map side the spatial weights are stored at
 SIZES = [(8, 8), (6, 10), (11, 7)]  # square, non-square, and a size unseen at construction
 
 
-def _make(name: str) -> torch.nn.Module:
-    knobs = {"grid_size": GRID} if "grid_size" in get_mixer(name).defaults else {}
-    return create_mixer(name, DIM, **knobs)
+VARIANTS: dict[str, list[dict]] = {
+    "attention": [
+        {"rel_pos": "bias"},
+        {"rel_pos": "bias", "window_size": 4, "shift": True},
+        {"qkv_conv": True, "kv_stride": 2},
+    ],
+    "neighborhood_attention": [{"head_dim": 8, "kernel_size": 3, "dilation": 2}],
+    "halo_attention": [{"head_dim": 8, "qkv_bias": True, "proj_bias": True, "block": 3, "halo": 2}],
+    "multi_axis_attention": [
+        {"head_dim": 8},
+        {"head_dim": 8, "rel_pos": "none", "qkv_bias": False},
+    ],
+    "global_context": [{"fusion": "mul"}],
+    "attention_augmented": [
+        {"attention_share": 0.25, "num_heads": 2},
+        {"rel_pos": "none", "kernel_size": 5},
+        {"attention_share": 0.0},
+    ],
+    "acmix": [{"head_dim": 8, "kernel_conv": 5, "kernel_att": 3, "qkv_bias": True}],
+}
+"""Knob settings that build different parameters or code paths, checked beside the defaults."""
+
+CASES = [(name, {}) for name in list_mixers()] + [
+    (name, knobs) for name, variants in VARIANTS.items() for knobs in variants
+]
+IDS = [f"{name}{knobs or ''}" for name, knobs in CASES]
+
+
+def _make(name: str, knobs: dict) -> torch.nn.Module:
+    grid = {"grid_size": GRID} if "grid_size" in get_mixer(name).defaults else {}
+    return create_mixer(name, DIM, **grid, **knobs)
 
 
 def test_all_seed_mixers_registered() -> None:
@@ -27,13 +55,19 @@ def test_all_seed_mixers_registered() -> None:
         "parc",
         "dynamic_filter",
         "global_filter",
+        "neighborhood_attention",
+        "halo_attention",
+        "multi_axis_attention",
+        "global_context",
+        "attention_augmented",
+        "acmix",
     }
     assert expected <= set(list_mixers())
 
 
-@pytest.mark.parametrize("name", list_mixers())
-def test_shape_preserved_at_every_resolution(name: str) -> None:
-    mixer = _make(name)
+@pytest.mark.parametrize(("name", "knobs"), CASES, ids=IDS)
+def test_shape_preserved_at_every_resolution(name: str, knobs: dict) -> None:
+    mixer = _make(name, knobs)
     for h, w in SIZES:
         x = torch.randn(2, h, w, DIM)
         y = mixer(x)
@@ -41,9 +75,9 @@ def test_shape_preserved_at_every_resolution(name: str) -> None:
         assert torch.isfinite(y).all()
 
 
-@pytest.mark.parametrize("name", list_mixers())
-def test_gradients_reach_every_parameter(name: str) -> None:
-    mixer = _make(name)
+@pytest.mark.parametrize(("name", "knobs"), CASES, ids=IDS)
+def test_gradients_reach_every_parameter(name: str, knobs: dict) -> None:
+    mixer = _make(name, knobs)
     x = torch.randn(2, 6, 10, DIM, requires_grad=True)
     mixer(x).square().mean().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
@@ -55,9 +89,9 @@ def test_gradients_reach_every_parameter(name: str) -> None:
         assert p.grad.abs().sum() > 0, f"{name}.{pname} has an all-zero gradient"
 
 
-@pytest.mark.parametrize("name", list_mixers())
-def test_bf16_autocast_forward_backward(name: str) -> None:
-    mixer = _make(name)
+@pytest.mark.parametrize(("name", "knobs"), CASES, ids=IDS)
+def test_bf16_autocast_forward_backward(name: str, knobs: dict) -> None:
+    mixer = _make(name, knobs)
     x = torch.randn(2, 6, 10, DIM, requires_grad=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = mixer(x)

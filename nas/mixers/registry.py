@@ -62,9 +62,6 @@ class MixerKnobs:
         """Every knob at its default, in declaration order."""
         return {f.name: f.default for f in dataclasses.fields(cls)}
 
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
 
 def check_odd(knob: str, value: int | None) -> None:
     """``knob`` must be an odd positive int (a kernel with a centre tap), or ``None``."""

@@ -32,9 +32,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def _mixers(args: argparse.Namespace) -> int:
     from nas.mixers import get_mixer, list_mixers
 
-    for name in list_mixers():
+    names = list_mixers()
+    width = max(map(len, names))
+    for name in names:
         knobs = ", ".join(f"{k}={v!r}" for k, v in get_mixer(name).defaults.items())
-        print(f"{name:16s} {knobs}")
+        print(f"{name:{width}s}  {knobs}")
     return 0
 
 

@@ -61,9 +61,8 @@ class ACmix(nn.Module):
         self.proj = nn.Linear(inner, dim, bias=k.proj_bias)
         self.rate1 = nn.Parameter(torch.tensor(0.5))
         self.rate2 = nn.Parameter(torch.tensor(0.5))
-        shifts = torch.eye(k.kernel_conv**2).reshape(
-            1, k.kernel_conv**2, k.kernel_conv, k.kernel_conv
-        )
+        taps = k.kernel_conv**2
+        shifts = torch.eye(taps).reshape(1, taps, k.kernel_conv, k.kernel_conv)
         with torch.no_grad():
             self.dep_conv.weight.copy_(shifts.expand_as(self.dep_conv.weight))
 

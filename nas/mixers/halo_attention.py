@@ -46,10 +46,10 @@ class HaloAttention(nn.Module):
             side = 2 * (k.block + k.halo) - 1
             self.rpb = nn.Parameter(torch.empty(self.num_heads, side, side))
             nn.init.trunc_normal_(self.rpb, std=0.02)
-            # Offset of window key (a, c) from k.block query (i, j), shifted to a table index.
+            # Offset of window key (a, c) from block query (i, j), shifted to a table index.
             qpos = torch.arange(k.block)
             kpos = torch.arange(k.block + 2 * k.halo) - k.halo
-            rel = kpos[None, :] - qpos[:, None] + k.block + k.halo - 1  # (k.block, window)
+            rel = kpos[None, :] - qpos[:, None] + k.block + k.halo - 1  # (block, window)
             self.register_buffer("rel_index", rel, persistent=False)
 
     def _windows(self, t: torch.Tensor) -> torch.Tensor:

@@ -127,7 +127,10 @@ def describe(spec) -> str:
     for stage in spec.stages:
         text = f"{stage.depth}x{stage.dim} {mixer(stage.mixer)}"
         for o in stage.overrides:
-            where = f"last{o.last}" if o.last is not None else f"blocks{list(o.blocks or ())}"
+            where = next(
+                (f"{k}{getattr(o, k)}" for k in ("last", "every") if getattr(o, k) is not None),
+                f"blocks{list(o.blocks or ())}",
+            )
             text += f" +{where} {mixer(o.mixer)}"
         parts.append(text)
     return " | ".join(parts)

@@ -264,3 +264,17 @@ def test_proxy_spec_needs_a_resolution() -> None:
     with pytest.raises(ValueError, match=r"proxy\.data\.resolution"):
         proxy_spec(TINY, cfg)
     assert proxy_spec(TINY, cfg, image_size=24).image_size == 24
+
+
+def test_depths_keep_interleaved_hybrids_interleaved() -> None:
+    stage = {"dim": 64, "mixer": "sepconv", "overrides": [{"every": 3, "mixer": "attention"}]}
+    spec = ArchSpec.from_dict({"stages": [{**stage, "depth": 9}, {**stage, "depth": 6}]})
+    same = shrink(spec, depth=1.0)
+    assert [m.name for m in same.stages[0].block_mixers()] == [
+        "sepconv",
+        "sepconv",
+        "attention",
+    ] * 3
+    out = shrink(spec, depth=1 / 3)  # 9 -> 3 keeps every 3rd; 6 -> 2 keeps attention last
+    names = [[m.name for m in s.block_mixers()] for s in out.stages]
+    assert names == [["sepconv", "sepconv", "attention"], ["sepconv", "attention"]]

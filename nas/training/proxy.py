@@ -146,6 +146,8 @@ def _shrink_where(override: BlockOverride, old: int, new: int) -> dict[str, Any]
     if override.last is not None:
         most = new - 1 if override.last < old and new > 1 else new
         return {"last": min(max(1, _round_half_up(override.last * new / old)), most)}
+    if override.every is not None:
+        return {"every": min(override.every, new)}  # the interleaving kept where depth allows
     return {"blocks": tuple(sorted({(i % old) * new // old for i in override.blocks or ()}))}
 
 

@@ -1,5 +1,5 @@
-"""The built-in mixers' knob declarations, one module per mixer; importing them registers them
-(without torch: each names the module that builds it)."""
+"""The built-in mixers' knob declarations, one module per mixer or mixer family; importing them
+registers them (without torch: each names the module that builds it)."""
 
 from nas.mixers.knobs import (
     attention,

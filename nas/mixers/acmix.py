@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from nas.mixers.knobs.attention import num_heads
 from nas.mixers.knobs.hybrid_attention import ACmixKnobs
 
 
@@ -43,7 +44,7 @@ class ACmix(nn.Module):
         super().__init__()
         k = ACmixKnobs.parse(dim, knobs)
         self.head_dim = k.head_dim
-        self.num_heads = k.num_heads or max(dim // k.head_dim, 1)
+        self.num_heads = num_heads(dim, k.head_dim, k.num_heads)
         self.kernel_conv = k.kernel_conv
         self.kernel_att = k.kernel_att
         inner = self.num_heads * k.head_dim

@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from nas.functional.resize import grid_or_default
 from nas.layers.relative_position import RelativePositionBias
-from nas.mixers.knobs.attention import AttentionKnobs
+from nas.mixers.knobs.attention import AttentionKnobs, num_heads
 
 
 class _ConvProjection(nn.Module):
@@ -59,7 +59,7 @@ class Attention(nn.Module):
         super().__init__()
         k = AttentionKnobs.parse(dim, knobs)
         self.head_dim = k.head_dim
-        self.num_heads = k.num_heads if k.num_heads else max(dim // k.head_dim, 1)
+        self.num_heads = num_heads(dim, k.head_dim, k.num_heads)
         self.window_size = k.window_size
         self.shift = k.shift
         self.kv_stride = k.kv_stride

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nas.mixers.knobs.attention import num_heads
 from nas.mixers.knobs.local_attention import HaloAttentionKnobs
 
 
@@ -35,7 +36,7 @@ class HaloAttention(nn.Module):
         super().__init__()
         k = HaloAttentionKnobs.parse(dim, knobs)
         self.head_dim = k.head_dim
-        self.num_heads = k.num_heads if k.num_heads else max(dim // k.head_dim, 1)
+        self.num_heads = num_heads(dim, k.head_dim, k.num_heads)
         self.block = k.block
         self.halo = k.halo
         inner = self.num_heads * k.head_dim

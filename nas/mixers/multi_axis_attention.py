@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nas.mixers.knobs.attention import num_heads
 from nas.mixers.knobs.local_attention import MultiAxisAttentionKnobs
 
 
@@ -180,7 +181,7 @@ class MultiAxisAttention(nn.Module):
     def __init__(self, dim: int, **knobs: Any):
         super().__init__()
         k = MultiAxisAttentionKnobs.parse(dim, knobs)
-        heads = k.num_heads if k.num_heads is not None else max(dim // k.head_dim, 1)
+        heads = num_heads(dim, k.head_dim, k.num_heads)
         common = dict(
             partition=k.partition,
             num_heads=heads,

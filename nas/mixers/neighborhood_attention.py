@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nas.mixers.knobs.attention import num_heads
 from nas.mixers.knobs.local_attention import NeighborhoodAttentionKnobs
 
 
@@ -61,7 +62,7 @@ class NeighborhoodAttention(nn.Module):
         super().__init__()
         k = NeighborhoodAttentionKnobs.parse(dim, knobs)
         self.head_dim = k.head_dim
-        self.num_heads = k.num_heads if k.num_heads else max(dim // k.head_dim, 1)
+        self.num_heads = num_heads(dim, k.head_dim, k.num_heads)
         self.kernel_size = k.kernel_size
         self.dilation = k.dilation
         inner = self.num_heads * k.head_dim

@@ -2,7 +2,8 @@
 
 Every mixer maps a channels-last feature map ``(B, H, W, C)`` to one of the same shape and is
 built as ``cls(dim, **knobs)``. Its knobs are declared once, as the fields of a frozen
-``MixerKnobs`` dataclass (name, type, default) with a ``check(dim)`` for what types cannot say.
+``MixerKnobs`` dataclass (name, type, default, bounds through :func:`knob`) with a
+``check(dim)`` for what depends on the width or on other knobs.
 The declarations import no torch and name their module, so specs, search spaces and the CLI
 validate a mixer, and list its knobs, without importing it; the module is imported when a mixer
 is built.
@@ -52,15 +53,35 @@ class MixerKnobs:
         hints = typing.get_type_hints(cls)
         try:
             knobs = cls(**{k: convert(hints[k], v, k) for k, v in values.items()})
+            knobs._check_bounds()
             knobs.check(dim)
         except ValueError as err:
             raise KnobError(f"{at}mixer {name!r}: {err}") from None
         return knobs
 
+    def _check_bounds(self) -> None:
+        """The bounds each number-valued knob declares with :func:`knob` (``None`` and choice
+        strings such as ``"global"`` have none)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            check_range(f.name, value, low=f.metadata.get("low"), above=f.metadata.get("above"))
+            if f.metadata.get("odd"):
+                check_odd(f.name, value)
+
     @classmethod
     def defaults(cls) -> dict[str, Any]:
         """Every knob at its default, in declaration order."""
         return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def knob(
+    default: Any, *, low: float | None = None, above: float | None = None, odd: bool = False
+) -> Any:
+    """A knob's default with its bounds (``>= low``, ``> above``, odd), declared beside the knob
+    and checked by :meth:`MixerKnobs.parse`; ``check(dim)`` keeps what depends on other knobs."""
+    return dataclasses.field(default=default, metadata={"low": low, "above": above, "odd": odd})
 
 
 def check_odd(knob: str, value: int | None) -> None:

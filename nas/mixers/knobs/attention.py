@@ -4,8 +4,14 @@ bias and convolutional projections."""
 from dataclasses import dataclass
 from typing import Literal
 
-from nas.mixers.registry import MixerKnobs, register_mixer
-from nas.typed_config import ConfigError, check_range
+from nas.mixers.registry import MixerKnobs, knob, register_mixer
+from nas.typed_config import ConfigError
+
+
+def num_heads(dim: int, head_dim: int, heads: int | None) -> int:
+    """``heads`` if given, else as many ``head_dim``-wide heads as ``dim`` holds (at least one):
+    the rule of every attention mixer with ``head_dim`` / ``num_heads`` knobs."""
+    return heads if heads is not None else max(dim // head_dim, 1)
 
 
 @register_mixer("attention", module="nas.mixers.attention:Attention")
@@ -22,23 +28,18 @@ class AttentionKnobs(MixerKnobs):
     projections; kv_stride: their key/value stride (global attention only).
     """
 
-    head_dim: int = 32
-    num_heads: int | None = None
-    window_size: int | None = None
+    head_dim: int = knob(32, low=1)
+    num_heads: int | None = knob(None, low=1)
+    window_size: int | None = knob(None, low=1)
     qkv_bias: bool = False
     proj_bias: bool = False
     rel_pos: Literal["none", "bias"] = "none"
-    grid_size: int | None = None
+    grid_size: int | None = knob(None, low=1)
     shift: bool = False
     qkv_conv: bool = False
-    kv_stride: int = 1
+    kv_stride: int = knob(1, low=1)
 
     def check(self, dim: int) -> None:
-        check_range("head_dim", self.head_dim, low=1)
-        check_range("num_heads", self.num_heads, low=1)
-        check_range("window_size", self.window_size, low=1)
-        check_range("grid_size", self.grid_size, low=1)
-        check_range("kv_stride", self.kv_stride, low=1)
         if self.kv_stride > 1 and not self.qkv_conv:
             raise ConfigError(
                 f"kv_stride: {self.kv_stride} needs qkv_conv=true (the conv has the stride)"

@@ -2,8 +2,7 @@
 
 from dataclasses import dataclass
 
-from nas.mixers.registry import MixerKnobs, check_width, register_mixer
-from nas.typed_config import check_range
+from nas.mixers.registry import MixerKnobs, check_width, knob, register_mixer
 
 
 @register_mixer("dynamic_filter", module="nas.mixers.dynamic_filter:DynamicFilter")
@@ -14,13 +13,11 @@ class DynamicFilterKnobs(MixerKnobs):
     width factor of the routing MLP (0.25). grid_size: nominal map side of the filters
     (``None``: 14)."""
 
-    num_filters: int = 4
+    num_filters: int = knob(4, low=1)
     expansion_ratio: float = 2.0
     reweight_ratio: float = 0.25
-    grid_size: int | None = None
+    grid_size: int | None = knob(None, low=1)
 
     def check(self, dim: int) -> None:
-        check_range("num_filters", self.num_filters, low=1)
         check_width("expansion_ratio", self.expansion_ratio, dim)
         check_width("reweight_ratio", self.reweight_ratio, dim)
-        check_range("grid_size", self.grid_size, low=1)

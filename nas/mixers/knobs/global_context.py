@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 from typing import Literal
 
-from nas.mixers.registry import MixerKnobs, register_mixer
-from nas.typed_config import ConfigError, check_range
+from nas.mixers.registry import MixerKnobs, knob, register_mixer
+from nas.typed_config import ConfigError
 
 
 @register_mixer("global_context", module="nas.mixers.global_context:GlobalContext")
@@ -18,11 +18,10 @@ class GlobalContextKnobs(MixerKnobs):
     ``"mul"`` (a sigmoid gate on the input).
     """
 
-    ratio: float = 0.25
+    ratio: float = knob(0.25, above=0)
     fusion: Literal["add", "mul"] = "add"
 
     def check(self, dim: int) -> None:
-        check_range("ratio", self.ratio, above=0)
         if int(self.ratio * dim) < 2:
             raise ConfigError(
                 f"ratio: expected a bottleneck int(ratio * dim) >= 2 at dim {dim}, "

@@ -2,8 +2,7 @@
 
 from dataclasses import dataclass
 
-from nas.mixers.registry import MixerKnobs, check_width, register_mixer
-from nas.typed_config import check_range
+from nas.mixers.registry import MixerKnobs, check_width, knob, register_mixer
 
 
 @register_mixer("global_filter", module="nas.mixers.global_filter:GlobalFilter")
@@ -15,9 +14,8 @@ class GlobalFilterKnobs(MixerKnobs):
 
     pointwise: bool = True
     expansion_ratio: float = 2.0
-    grid_size: int | None = None
+    grid_size: int | None = knob(None, low=1)
 
     def check(self, dim: int) -> None:
         if self.pointwise:
             check_width("expansion_ratio", self.expansion_ratio, dim)
-        check_range("grid_size", self.grid_size, low=1)

@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 from typing import Literal
 
-from nas.mixers.registry import MixerKnobs, check_odd, register_mixer
-from nas.typed_config import ConfigError, check_range
+from nas.mixers.registry import MixerKnobs, check_odd, knob, register_mixer
+from nas.typed_config import ConfigError
 
 
 def split_dims(dim: int, order: int) -> list[int]:
@@ -20,16 +20,15 @@ class GnConvKnobs(MixerKnobs):
     on the depthwise output (1/3 in all HorNet models). gf_norm: the Global-Local Filter's
     pre/post LayerNorms. grid_size: nominal map side of the global filter (``None``: 14)."""
 
-    order: int = 3
+    order: int = knob(3, low=1)
     filter: Literal["dw", "gf"] = "dw"
     kernel_size: int = 7
     scale: float = 1.0 / 3.0
     gf_norm: bool = True
-    grid_size: int | None = None
+    grid_size: int | None = knob(None, low=1)
 
     def check(self, dim: int) -> None:
         order = self.order
-        check_range("order", order, low=1)
         if dim % 2 ** (order - 1):
             raise ConfigError(
                 f"order: dim {dim} must be divisible by 2**(order-1)={2 ** (order - 1)} "
@@ -42,4 +41,3 @@ class GnConvKnobs(MixerKnobs):
                 f"filter: 'gf' halves the {sum(split_dims(dim, order))} gated channels: dim {dim} "
                 f"must be divisible by 2**order={2**order} for order {order}"
             )
-        check_range("grid_size", self.grid_size, low=1)

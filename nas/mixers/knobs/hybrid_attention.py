@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 from typing import Literal
 
-from nas.mixers.registry import MixerKnobs, check_odd, register_mixer
-from nas.typed_config import ConfigError, check_range
+from nas.mixers.registry import MixerKnobs, knob, register_mixer
+from nas.typed_config import ConfigError
 
 
 def attention_split(
@@ -30,23 +30,18 @@ class AttentionAugmentedKnobs(MixerKnobs):
     grid_size: nominal map side of the relative tables (``None``: 14).
     """
 
-    attention_share: float = 0.5
-    kernel_size: int = 3
-    head_dim: int = 32
-    num_heads: int | None = None
+    attention_share: float = knob(0.5, low=0)
+    kernel_size: int = knob(3, odd=True)
+    head_dim: int = knob(32, low=1)
+    num_heads: int | None = knob(None, low=1)
     rel_pos: Literal["none", "bias"] = "bias"
-    grid_size: int | None = None
+    grid_size: int | None = knob(None, low=1)
 
     def check(self, dim: int) -> None:
-        check_range("attention_share", self.attention_share, low=0)
         if self.attention_share >= 1:
             raise ConfigError(
                 f"attention_share: expected a value in [0, 1), found {self.attention_share!r}"
             )
-        check_odd("kernel_size", self.kernel_size)
-        check_range("head_dim", self.head_dim, low=1)
-        check_range("num_heads", self.num_heads, low=1)
-        check_range("grid_size", self.grid_size, low=1)
         heads, dv = attention_split(dim, self.attention_share, self.head_dim, self.num_heads)
         if dv >= dim:
             raise ConfigError(
@@ -66,15 +61,9 @@ class ACmixKnobs(MixerKnobs):
     neighbourhood (7). qkv_bias / proj_bias: projection biases.
     """
 
-    head_dim: int = 32
-    num_heads: int | None = None
-    kernel_conv: int = 3
-    kernel_att: int = 7
+    head_dim: int = knob(32, low=1)
+    num_heads: int | None = knob(None, low=1)
+    kernel_conv: int = knob(3, odd=True)
+    kernel_att: int = knob(7, odd=True)
     qkv_bias: bool = False
     proj_bias: bool = False
-
-    def check(self, dim: int) -> None:
-        check_range("head_dim", self.head_dim, low=1)
-        check_range("num_heads", self.num_heads, low=1)
-        check_odd("kernel_conv", self.kernel_conv)
-        check_odd("kernel_att", self.kernel_att)

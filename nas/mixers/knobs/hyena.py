@@ -4,15 +4,8 @@ the recurrence, the implicit filter and therefore most knobs."""
 from dataclasses import dataclass
 from typing import Literal
 
-from nas.mixers.registry import MixerKnobs, check_odd, register_mixer
-from nas.typed_config import ConfigError, check_range
-
-
-def _check_shared(knobs: "HyenaPixelKnobs | HyenaKnobs") -> None:
-    check_range("order", knobs.order, low=2)
-    check_range("grid_size", knobs.grid_size, low=1)
-    check_range("filter_width", knobs.filter_width, low=1)
-    check_odd("short_kernel", knobs.short_kernel)
+from nas.mixers.registry import MixerKnobs, check_odd, knob, register_mixer
+from nas.typed_config import ConfigError
 
 
 @register_mixer("hyena_pixel", module="nas.mixers.hyena_pixel:HyenaPixel")
@@ -29,19 +22,15 @@ class HyenaPixelKnobs(MixerKnobs):
     and before the output projection (hpx_former_s18).
     """
 
-    order: int = 2
-    kernel_size: int | Literal["global"] = "global"
-    grid_size: int | None = None
-    emb_dim: int | None = None
-    filter_width: int | None = None
-    short_kernel: int = 5
+    order: int = knob(2, low=2)
+    kernel_size: int | Literal["global"] = knob("global", odd=True)
+    grid_size: int | None = knob(None, low=1)
+    emb_dim: int | None = knob(None, low=4)
+    filter_width: int | None = knob(None, low=1)
+    short_kernel: int = knob(5, odd=True)
     use_layernorm: bool = True
 
     def check(self, dim: int) -> None:
-        _check_shared(self)
-        if self.kernel_size != "global":
-            check_odd("kernel_size", self.kernel_size)
-        check_range("emb_dim", self.emb_dim, low=4)
         if self.emb_dim is not None and self.emb_dim % 4:
             raise ConfigError(
                 f"emb_dim: expected a multiple of 4 (sin and cos for rows and columns), "
@@ -60,16 +49,14 @@ class HyenaKnobs(MixerKnobs):
     16 * max(2, ceil(dim/128)) + 1). The other knobs as for ``hyena_pixel``.
     """
 
-    order: int = 2
+    order: int = knob(2, low=2)
     bidirectional: bool = True
-    grid_size: int | None = None
-    emb_dim: int | None = None
-    filter_width: int | None = None
-    short_kernel: int = 3
+    grid_size: int | None = knob(None, low=1)
+    emb_dim: int | None = knob(None, low=3)
+    filter_width: int | None = knob(None, low=1)
+    short_kernel: int = knob(3, odd=True)
     use_layernorm: bool = False
 
     def check(self, dim: int) -> None:
-        _check_shared(self)
         if self.emb_dim is not None:
-            check_range("emb_dim", self.emb_dim, low=3)
             check_odd("emb_dim (a time channel plus cos/sin pairs)", self.emb_dim)

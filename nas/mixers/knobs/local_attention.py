@@ -3,8 +3,7 @@
 from dataclasses import dataclass
 from typing import Literal
 
-from nas.mixers.registry import MixerKnobs, check_odd, register_mixer
-from nas.typed_config import check_range
+from nas.mixers.registry import MixerKnobs, knob, register_mixer
 
 
 @register_mixer(
@@ -20,19 +19,13 @@ class NeighborhoodAttentionKnobs(MixerKnobs):
     changes the output).
     """
 
-    head_dim: int = 32
-    num_heads: int | None = None
-    kernel_size: int = 7
-    dilation: int = 1
+    head_dim: int = knob(32, low=1)
+    num_heads: int | None = knob(None, low=1)
+    kernel_size: int = knob(7, odd=True)
+    dilation: int = knob(1, low=1)
     rel_pos: Literal["none", "bias"] = "bias"
     qkv_bias: bool = True
     proj_bias: bool = True
-
-    def check(self, dim: int) -> None:
-        check_range("head_dim", self.head_dim, low=1)
-        check_range("num_heads", self.num_heads, low=1)
-        check_odd("kernel_size", self.kernel_size)
-        check_range("dilation", self.dilation, low=1)
 
 
 @register_mixer("halo_attention", module="nas.mixers.halo_attention:HaloAttention")
@@ -45,19 +38,13 @@ class HaloAttentionKnobs(MixerKnobs):
     position bias per head and offset. qkv_bias / proj_bias: projection biases (off in HaloNet).
     """
 
-    head_dim: int = 32
-    num_heads: int | None = None
-    block: int = 4
-    halo: int = 1
+    head_dim: int = knob(32, low=1)
+    num_heads: int | None = knob(None, low=1)
+    block: int = knob(4, low=1)
+    halo: int = knob(1, low=0)
     rel_pos: Literal["none", "bias"] = "bias"
     qkv_bias: bool = False
     proj_bias: bool = False
-
-    def check(self, dim: int) -> None:
-        check_range("head_dim", self.head_dim, low=1)
-        check_range("num_heads", self.num_heads, low=1)
-        check_range("block", self.block, low=1)
-        check_range("halo", self.halo, low=0)
 
 
 @register_mixer("multi_axis_attention", module="nas.mixers.multi_axis_attention:MultiAxisAttention")
@@ -70,14 +57,9 @@ class MultiAxisAttentionKnobs(MixerKnobs):
     MaxViT). rel_pos: ``"bias"`` adds a learned relative position bias to each attention.
     """
 
-    partition: int = 4
-    head_dim: int = 32
-    num_heads: int | None = None
+    partition: int = knob(4, low=1)
+    head_dim: int = knob(32, low=1)
+    num_heads: int | None = knob(None, low=1)
     qkv_bias: bool = True
     proj_bias: bool = True
     rel_pos: Literal["none", "bias"] = "bias"
-
-    def check(self, dim: int) -> None:
-        check_range("partition", self.partition, low=1)
-        check_range("head_dim", self.head_dim, low=1)
-        check_range("num_heads", self.num_heads, low=1)

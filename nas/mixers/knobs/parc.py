@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 from typing import Literal
 
-from nas.mixers.registry import MixerKnobs, register_mixer
-from nas.typed_config import ConfigError, check_range
+from nas.mixers.registry import MixerKnobs, knob, register_mixer
+from nas.typed_config import ConfigError
 
 
 @register_mixer("parc", module="nas.mixers.parc:ParC")
@@ -21,7 +21,7 @@ class ParCKnobs(MixerKnobs):
     bias: bool = True
     pointwise: bool = False
     expansion_ratio: float = 2.0
-    grid_size: int | None = None
+    grid_size: int | None = knob(None, low=1)
 
     def check(self, dim: int) -> None:
         width = int(self.expansion_ratio * dim) if self.pointwise else dim
@@ -31,4 +31,3 @@ class ParCKnobs(MixerKnobs):
                 f"{'expansion_ratio' if self.pointwise else 'dim'}: ParC splits its channels in "
                 f"half between H and W: {what} must be even and >= 2, found {width}"
             )
-        check_range("grid_size", self.grid_size, low=1)

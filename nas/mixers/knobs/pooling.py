@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from nas.mixers.registry import MixerKnobs, check_odd, register_mixer
+from nas.mixers.registry import MixerKnobs, knob, register_mixer
 
 
 @register_mixer("pooling", module="nas.mixers.pooling:Pooling")
@@ -10,7 +10,4 @@ from nas.mixers.registry import MixerKnobs, check_odd, register_mixer
 class PoolingKnobs(MixerKnobs):
     """pool_size: odd side of the average pool (3 in PoolFormer)."""
 
-    pool_size: int = 3
-
-    def check(self, dim: int) -> None:
-        check_odd("pool_size", self.pool_size)
+    pool_size: int = knob(3, odd=True)

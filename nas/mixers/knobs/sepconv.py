@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from nas.mixers.registry import MixerKnobs, check_odd, check_width, register_mixer
+from nas.mixers.registry import MixerKnobs, check_width, knob, register_mixer
 
 
 @register_mixer("sepconv", module="nas.mixers.sepconv:SepConv")
@@ -11,9 +11,8 @@ class SepConvKnobs(MixerKnobs):
     """kernel_size: odd side of the depthwise conv (7 in ConvFormer); expansion_ratio: hidden
     width factor of the pointwise projections (2)."""
 
-    kernel_size: int = 7
+    kernel_size: int = knob(7, odd=True)
     expansion_ratio: float = 2.0
 
     def check(self, dim: int) -> None:
-        check_odd("kernel_size", self.kernel_size)
         check_width("expansion_ratio", self.expansion_ratio, dim)

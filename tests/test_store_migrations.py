@@ -9,19 +9,18 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import optuna
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, Table, create_engine, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import MetaData, Table, inspect, text
 from streamlit.testing.v1 import AppTest
 
 from dashboard.views.common import md
@@ -38,7 +37,6 @@ RELEASE_STUDY = "tiny-20261204-230607-18cf"
 RELEASE_OVERRIDES = ("search.trials=4", "proxy.epochs=1")  # the command that wrote it
 OPTUNA_VERSION = "v3.2.0.a"  # Optuna's own revision in the release store's alembic_version
 NODE_COLUMNS = {"nas_trials": {"node_id", "node_host"}, "nas_throughput": {"node_id", "node_host"}}
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -50,22 +48,6 @@ def release_store(tmp_path) -> Path:
     db.parent.mkdir(parents=True)
     shutil.copyfile(RELEASE_STORE, db)
     return db
-
-
-@pytest.fixture
-def pg_url():
-    """A fresh database on the local PostgreSQL server, dropped afterwards."""
-    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    name = f"nas_migrations_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    except OperationalError as err:  # CI installs the server: there a missing one fails
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"needs PostgreSQL: {err}")
-    yield f"{PG_SERVER}/{name}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-    admin.dispose()
 
 
 def _url(db: Path) -> str:
@@ -229,7 +211,7 @@ def test_the_release_search_resumes_after_migrating_and_shows(
 
 
 def test_a_store_older_than_the_baseline_is_brought_up(tmp_path) -> None:
-    """Columns added before the schema had a version (what ``add_missing_columns`` did): the
+    """Columns added before the schema had a version (the release added them on open): the
     baseline adds what a table lacks and gives existing rows the column's default."""
     url = _url(tmp_path / "search.db")
     store = SearchStore(url)
@@ -298,15 +280,42 @@ def test_nas_db_status_and_upgrade(release_store, tmp_path, capsys) -> None:
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()
     missing = tmp_path / "missing.db"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n")
     for target, message in [
         (str(empty), f"storage: sqlite:///{empty} holds no nas store, nothing to upgrade; a search creates one"),
+        (str(notes), f"storage: sqlite:///{notes}: {notes} is not an SQLite database; give a search.db that nas wrote or a new file name"),
         (_url(missing), f"storage: sqlite:///{missing}: {missing} does not exist; give the search.db of a run"),
         (str(tmp_path / "nope"), f"{tmp_path / 'nope'} is neither a storage URL, a run folder nor a database file"),
     ]:  # fmt: skip
         assert _cli(capsys, "db", "upgrade", target) == (2, "", f"nas db: error: {message}\n")
     assert not missing.exists() and empty.stat().st_size == 0
+    assert notes.read_text() == "not a database\n"
     assert _cli(capsys, "db", "status", str(empty))[1] == (
         f"sqlite:///{empty}: no nas tables yet; a search creates them\n"
+    )
+
+
+def test_nas_dashboard_warns_of_an_old_store_and_serves_it(release_store) -> None:
+    """``nas dashboard`` names the upgrade command before it starts the server."""
+    folder = str(release_store.parent)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nas.cli", "dashboard", folder, "--port", "0"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        warning = server.stderr.readline()
+        assert server.stdout.readline().startswith(
+            f"dashboard of {_url(release_store)} (read-only)"
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the command and the server it started
+        server.communicate(timeout=60)
+    assert warning == (
+        f"warning: an older nas wrote this store (schema unversioned (written before nas "
+        f"versioned it), this nas's is {head()}); the dashboard shows what it can; to bring it "
+        f"up to date, run: nas db upgrade {folder}\n"
     )
 
 

@@ -77,6 +77,7 @@ def _script() -> ScriptDirectory:
 
 
 def head() -> str:
+    """This code's newest revision: what a writer migrates a store to."""
     return _script().get_current_head()
 
 
@@ -111,14 +112,14 @@ def check_readable(state: SchemaState, url: str, allow_outdated: bool = False) -
     """Raise ``StoreTooNew`` for a store of a newer nas, and ``StoreOutdated`` for an older
     one unless ``allow_outdated`` (a reader that shows what it can)."""
     if state.status == "newer":
-        raise too_new(state, url)
+        raise _too_new(state, url)
     if state.status == "outdated" and not allow_outdated:
         raise StoreOutdated(
             f"storage: {command_url(url)[0]}: {state.describe()}; run: {upgrade_command(url)}"
         )
 
 
-def too_new(state: SchemaState, url: str) -> StoreTooNew:
+def _too_new(state: SchemaState, url: str) -> StoreTooNew:
     return StoreTooNew(
         f"storage: {command_url(url)[0]}: {state.describe()} (a newer nas wrote it); "
         "upgrade nas to read or write it"
@@ -131,14 +132,14 @@ def upgrade(engine: Engine, url: str, target: str = "head") -> tuple[SchemaState
     (``StoreTooNew``), never touched."""
     before = schema_state(engine)
     if before.status == "newer":
-        raise too_new(before, url)
+        raise _too_new(before, url)
     if before.revision == (head() if target == "head" else target):
         return before, before
     with engine.connect() as conn:
         lock_for_migration(conn)
         locked = _state(conn)  # another process may have migrated while we waited
         if locked.status == "newer":
-            raise too_new(locked, url)
+            raise _too_new(locked, url)
         config = _config()
         config.attributes["connection"] = conn  # env.py migrates it
         command.upgrade(config, target)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from nas.store.migrations import add_columns
+
 revision = "0001"
 down_revision = None
 
@@ -113,14 +115,6 @@ sa.Table(
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    metadata.create_all(bind, checkfirst=True)
-    inspector = sa.inspect(bind)
+    metadata.create_all(op.get_bind(), checkfirst=True)
     for table in metadata.sorted_tables:
-        have = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in have:
-                continue
-            op.add_column(table.name, sa.Column(column.name, column.type, nullable=True))
-            if column.default is not None and column.default.is_scalar:
-                op.execute(table.update().values({column.name: column.default.arg}))
+        add_columns(table.name, *table.columns)

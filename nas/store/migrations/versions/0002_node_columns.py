@@ -4,7 +4,8 @@ a multi-node search's results can be traced to their machine."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from nas.store.migrations import add_columns
 
 revision = "0002"
 down_revision = "0001"
@@ -12,5 +13,6 @@ down_revision = "0001"
 
 def upgrade() -> None:
     for table in ("nas_trials", "nas_throughput"):
-        op.add_column(table, sa.Column("node_id", sa.String(64), nullable=True))
-        op.add_column(table, sa.Column("node_host", sa.String(255), nullable=True))
+        add_columns(
+            table, sa.Column("node_id", sa.String(64)), sa.Column("node_host", sa.String(255))
+        )

@@ -18,8 +18,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from dashboard import data
 from dashboard.views import export, front, progress, trial, validation
 from dashboard.views.common import Context, code, is_fraction, md, objective_text
+from nas.errors import NasError
 from nas.store import resolve_storage
-from nas.store.engine import StorageError, mask_url
+from nas.store.engine import mask_url
+from nas.store.schema import upgrade_command
 from nas.units import number
 
 STORAGE_ENV = "NAS_DASHBOARD_STORAGE"
@@ -177,10 +179,17 @@ def main() -> None:
         st.stop()
     try:
         url = resolve_storage(target)
+        schema = data.open_store(url).schema()
         searches = data.searches(url, data.store_version(url))
-    except (FileNotFoundError, StorageError, SQLAlchemyError) as err:
+    except (FileNotFoundError, NasError, SQLAlchemyError) as err:
         st.error(f"Cannot read the search store {md(mask_url(target))}: {md(err)}")
         st.stop()
+    if schema.status == "outdated":  # read on every run: the notice goes once it is upgraded
+        st.warning(
+            f"An older nas wrote this store ({md(schema.describe())}); the dashboard shows "
+            f"what it can and changes nothing. To bring it up to date, run "
+            f"{code(upgrade_command(target))}"
+        )
     if searches.empty:
         st.info("This store holds no search yet. Start `nas search` and refresh.")
         st.stop()

@@ -53,8 +53,9 @@ AXES: dict[str, tuple[str, str]] = {
 
 @st.cache_resource(show_spinner=False)
 def open_store(url: str) -> SearchStore:
-    """One read-only store (and connection pool) per URL for the whole server."""
-    return SearchStore(url, read_only=True)
+    """One read-only store (and connection pool) per URL for the whole server. A store of an
+    older schema opens too: the queries read around the columns it lacks (:func:`_columns`)."""
+    return SearchStore(url, read_only=True, allow_outdated=True)
 
 
 def store_version(url: str) -> str:
@@ -642,8 +643,19 @@ def architecture_spec(url: str, arch_hash: str) -> dict[str, Any] | None:
 @st.cache_data(show_spinner=False, max_entries=64)
 def throughputs(url: str, arch_hash: str, version: str) -> pd.DataFrame:
     """Every throughput measurement of one architecture, one row per measurement setting."""
+    cols = [
+        Throughput.images_per_s,
+        Throughput.peak_memory_mb,
+        Throughput.device_name,
+        Throughput.spread,
+        Throughput.setting,
+        Throughput.measured_at,
+    ]  # named, not the whole row: a store of an older schema lacks later columns
+    query = select(*cols).where(Throughput.arch_hash == arch_hash).order_by(Throughput.id)
+    with open_store(url).engine.connect() as conn:
+        measured = conn.execute(query).all()
     rows = []
-    for t in open_store(url).throughputs(arch_hash):
+    for t in measured:
         rows.append(
             {
                 "images_per_s": round(t.images_per_s, 1),

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from nas.commands import bench as bench_commands
 from nas.commands import dashboard as dashboard_commands
+from nas.commands import db as db_commands
 from nas.commands import models as models_commands
 from nas.commands import search as search_commands
 from nas.commands import train as train_commands
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     search_commands.add_commands(sub)
     dashboard_commands.add_commands(sub)
+    db_commands.add_commands(sub)
     models_commands.add_commands(sub)
     train_commands.add_commands(sub)
     validate_commands.add_commands(sub)

@@ -76,6 +76,7 @@ def streamlit_env(url: str) -> dict[str, str]:
 def _dashboard(args: argparse.Namespace) -> int:
     from nas.store import SearchStore, resolve_storage
     from nas.store.engine import mask_url
+    from nas.store.schema import upgrade_command
 
     if args.host not in LOOPBACK:
         print(
@@ -85,7 +86,15 @@ def _dashboard(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     url = resolve_storage(args.target)
-    SearchStore(url, read_only=True).dispose()  # a bad store fails here, not inside the server
+    store = SearchStore(url, read_only=True, allow_outdated=True)  # a bad store fails here,
+    schema = store.schema()  # not inside the server
+    store.dispose()
+    if schema.status == "outdated":
+        print(
+            f"warning: an older nas wrote this store ({schema.describe()}); the dashboard shows "
+            f"what it can; to bring it up to date, run: {upgrade_command(args.target)}",
+            file=sys.stderr,
+        )
     shown = "localhost" if args.host in ("127.0.0.1", "localhost") else args.host
     address = f"http://{shown}:{args.port}"
     print(f"dashboard of {mask_url(url)} (read-only) at {address}  (Ctrl-C stops it)")

@@ -3,7 +3,8 @@
 Optuna keeps what its samplers need (params, values, states); these tables keep what a user
 asks about afterwards: which search, which architecture (spec, hash, size), each measurement
 setting's throughput, every epoch of every trial, and why a trial failed. Names carry a ``nas_``
-prefix so they never collide with Optuna's own tables.
+prefix so they never collide with Optuna's own tables. A change here comes with a migration in
+``nas/store/migrations/versions`` (see ``nas.store.schema``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ class Throughput(Base):
     peak_memory_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
     device_name: Mapped[str] = mapped_column(String(200), default="")
     measured_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # the Ray node it was measured on: id (hex) and hostname/IP
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    node_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class Trial(Base):
@@ -138,6 +142,9 @@ class Trial(Base):
     accuracy_std: Mapped[float | None] = mapped_column(Float, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # the Ray node it ran on: id (hex) and hostname/IP
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    node_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     search: Mapped[Search] = relationship(back_populates="trials")
     architecture: Mapped[Architecture | None] = relationship()

@@ -7,11 +7,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, inspect, select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas.store.engine import make_engine
-from nas.store.models import Architecture, Base, EpochMetric, Search, Throughput, Trial, utcnow
+from nas.store.models import Architecture, EpochMetric, Search, Throughput, Trial, utcnow
+from nas.store.schema import SchemaState, check_readable, schema_state, upgrade
 
 
 @dataclass(frozen=True)
@@ -25,45 +26,32 @@ class CachedMeasurement:
     peak_memory_mb: float | None
 
 
-def add_missing_columns(engine: Engine) -> list[str]:
-    """Add the columns a newer version of a table has to a store an older version wrote.
-
-    Additive changes only (new columns, existing rows given the column's default), so an
-    existing run folder keeps working and keeps its trials; returns the ``table.column`` names
-    added.
-    """
-    existing = inspect(engine)
-    added = []
-    with engine.begin() as conn:
-        for table in Base.metadata.sorted_tables:
-            if not existing.has_table(table.name):
-                continue
-            have = {c["name"] for c in existing.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in have:
-                    continue
-                kind = column.type.compile(dialect=engine.dialect)
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-                if column.default is not None and column.default.is_scalar:
-                    conn.execute(
-                        text(f'UPDATE {table.name} SET "{column.name}" = :value'),
-                        {"value": column.default.arg},
-                    )
-                added.append(f"{table.name}.{column.name}")
-    return added
-
-
 class SearchStore:
-    """Search records in a SQL database (created on first use unless ``read_only``)."""
+    """Search records in a SQL database.
 
-    def __init__(self, url: str, read_only: bool = False):
+    A writer creates the tables on first use and migrates an older store to this code's schema
+    (``nas.store.schema``). A ``read_only`` reader never writes: a store of an older schema is
+    refused with ``StoreOutdated`` (run ``nas db upgrade``) unless ``allow_outdated`` (a reader
+    that reads around missing columns, the dashboard); one of a newer nas with ``StoreTooNew``.
+    """
+
+    def __init__(self, url: str, read_only: bool = False, allow_outdated: bool = False):
         self.url = url
         self.read_only = read_only
         self.engine = make_engine(url, read_only=read_only)
-        if not read_only:
-            Base.metadata.create_all(self.engine)
-            add_missing_columns(self.engine)
+        try:
+            if read_only:
+                check_readable(schema_state(self.engine), url, allow_outdated)
+            else:
+                upgrade(self.engine, url)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def schema(self) -> SchemaState:
+        """The store's schema revision now, against this code's."""
+        return schema_state(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -96,13 +96,9 @@ class MetaFormerBlock(nn.Module):
         return self.res_scale2(x) + self.layer_scale2(self.drop_path2(self.mlp(self.norm2(x))))
 
 
-def _channel_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """A channels-last LayerNorm applied to an NCHW map (through views, no copy)."""
-    return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
 class Stem(nn.Module):
-    """Patchifying conv followed by a channel LayerNorm; NCHW in and out."""
+    """Patchifying conv followed by a channel LayerNorm (on the channels-last view: no copy);
+    NCHW in and out."""
 
     def __init__(
         self, in_chans: int, dim: int, kernel_size: int, stride: int, padding: int, bias: bool
@@ -112,11 +108,11 @@ class Stem(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=EPS, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _channel_norm(self.norm, self.conv(x))
+        return self.norm(self.conv(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 class Downsampling(nn.Module):
-    """Channel LayerNorm then a strided conv, NCHW in and out."""
+    """Channel LayerNorm (on the channels-last view) then a strided conv, NCHW in and out."""
 
     def __init__(
         self, in_dim: int, out_dim: int, kernel_size: int, stride: int, padding: int, bias: bool
@@ -126,7 +122,7 @@ class Downsampling(nn.Module):
         self.conv = nn.Conv2d(in_dim, out_dim, kernel_size, stride=stride, padding=padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(_channel_norm(self.norm, x))
+        return self.conv(self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
 
 
 class MetaFormerStage(nn.Module):

@@ -23,6 +23,7 @@ from nas.layers.own_init import OwnInit
 from nas.mixers import registry
 from nas.mixers.registry import MixerEntry, MixerKnobs
 from nas.models import build_model
+from nas.models.metaformer import ModelError
 
 H, W = 64, 96
 
@@ -101,6 +102,10 @@ def test_timm_arguments_reach_the_model(preset: str) -> None:
     assert any(type(m).__name__ == "DropPath" for m in model.modules())
     pooled = create(preset, global_pool="max", num_classes=0)
     assert pooled(torch.randn(1, 3, H, W)).shape == (1, pooled.num_features)
+    with pytest.raises(ModelError, match="global_pool: 'catavgmax' widens the pooled features"):
+        pooled.reset_classifier(3, "catavgmax")
+    with pytest.raises(ModelError, match="output_fmt: expected 'NCHW', found 'NHWC'"):
+        pooled.forward_intermediates(torch.randn(1, 3, H, W), output_fmt="NHWC")
 
 
 def test_prune_intermediate_layers_keeps_the_stages_asked_for() -> None:

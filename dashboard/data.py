@@ -20,7 +20,7 @@ import streamlit as st
 from sqlalchemy import Text, and_, cast, func, inspect, null, select
 
 from nas.arch.presets import PRESETS
-from nas.arch.spec import BlockOverride, MixerSpec
+from nas.arch.spec import BlockOverride, MixerSpec, SpecError
 from nas.search.config import stored_throughput_key
 from nas.search.noise import RankAgreement, rank_agreement, tied_with
 from nas.search.pareto import (
@@ -130,7 +130,8 @@ def _space(config: Any) -> dict[str, Any]:
 def _template(config: Any) -> str:
     """The space's fixed whole-model settings that enter a sampled spec's hash."""
     space = _space(config)
-    keep = {k: space[k] for k in ("drop_path_rate", "head", "stem") if space.get(k)}
+    keys = ("drop_path_rate", "head", "stem", "downsample")
+    keep = {k: space[k] for k in keys if space.get(k)}
     return json.dumps(keep, sort_keys=True)
 
 
@@ -138,15 +139,19 @@ def _template(config: Any) -> str:
 def preset_hashes(image_size: int, template: str = "{}") -> dict[str, str]:
     """Content hash -> preset name of every seed design at the search's image size.
 
-    A seed is hashed both plain and with the space's template (drop path, head, stem), so it is
-    recognised whether it was evaluated as a preset or sampled/enqueued through the space.
+    A seed is hashed both plain and with the space's template (drop path, head, stem,
+    downsampling), so it is recognised whether it was evaluated as a preset or sampled/enqueued
+    through the space. A layout the image size cannot hold (HorNet's unpadded 2x2 downsampling
+    below 32 px) was never evaluated there and is left out.
     """
     out: dict[str, str] = {}
     extra = json.loads(template)
     for name, build in PRESETS.items():
-        out[build(image_size=image_size).content_hash()] = name
-        if extra:
-            out[build(image_size=image_size, **extra).content_hash()] = name
+        for settings in ({}, extra) if extra else ({},):
+            try:
+                out[build(image_size=image_size, **settings).content_hash()] = name
+            except SpecError:
+                continue
     return out
 
 

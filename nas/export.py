@@ -1,13 +1,16 @@
 """Export of a chosen architecture: the folder that full training and timm both read.
 
 ``<dir>/arch.yaml`` is the spec (``timm.create_model("nas_metaformer", arch="<dir>/arch.yaml")``
-builds it); ``<dir>/train.yaml`` is a complete training config for ``trainers/train.py`` that
-names ``arch.yaml`` relatively, so the folder can be moved. The whole config is written out,
-not just the overrides, so the run stays reproducible when the trainer's defaults change.
+builds it, with a head for the training data's classes: the spec's ``num_classes``, set from
+``train.yaml``'s data where the spec has none); ``<dir>/train.yaml`` is a complete training config
+for ``trainers/train.py`` that names ``arch.yaml`` relatively, so the folder can be moved. The
+whole config is written out, not just the overrides, so the run stays reproducible when the
+trainer's defaults change.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,14 +55,11 @@ def write_export(
     heads the file. Hydra's own files (``.hydra/``, the log) go into the run's ``output_dir``
     when one is set, so one folder holds a run.
     """
+    from nas.data.config import DataConfig
+    from nas.search.train_recipe import class_count
     from trainers.train import TrainConfig  # the schema lives with the app that reads it
 
     spec = resolve_spec(spec)
-    directory = Path(out_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    arch_path = directory / ARCH_FILE
-    spec.save(arch_path)
-
     config = OmegaConf.structured(TrainConfig)
     for key, value in (train_overrides or {}).items():
         try:
@@ -69,6 +69,15 @@ def write_export(
             raise ValueError(f"train_overrides.{key}: {first}") from None
     config.model.arch = ARCH_FILE
     body = OmegaConf.to_container(config)
+    if spec.num_classes is None:
+        spec = dataclasses.replace(
+            spec, num_classes=class_count(DataConfig.from_dict(body["data"]))
+        )
+
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    arch_path = directory / ARCH_FILE
+    spec.save(arch_path)
     train_path = directory / TRAIN_FILE
     command = f"nas train {shlex.quote(str(train_path.resolve()))}"
     header = (

@@ -285,6 +285,14 @@ def test_evaluated_seed_design_is_marked(app, store_url) -> None:
     assert row.arch_hash == PRESETS["poolformer_s18"](image_size=32).content_hash()
 
 
+def test_seed_designs_a_small_image_cannot_hold_are_not_looked_for() -> None:
+    """At 16 px HorNet's unpadded 2x2 downsampling leaves no map for its last stage."""
+    names = set(data.preset_hashes(16).values())
+    assert {"caformer_s18", "poolformerv2_s12"} <= names
+    assert not {"hornet_tiny_7x7", "hornet_tiny_gf"} & names
+    assert {"hornet_tiny_7x7", "hornet_tiny_gf"} <= set(data.preset_hashes(32).values())
+
+
 def test_hypervolume_history_matches_recomputing_every_prefix(store_url) -> None:
     study = optuna.load_study(study_name=_main_study(store_url), storage=store_url)
     search = SearchStore(store_url, read_only=True).get_search(study.study_name)
@@ -352,7 +360,10 @@ def test_export_view_writes_the_trials_spec(app, store_url) -> None:
     spec = ArchSpec.from_dict(yaml.safe_load(arch_yaml))
     assert spec.content_hash() == done.user_attrs["arch_hash"]
     stored = SearchStore(store_url, read_only=True).architecture(done.user_attrs["arch_hash"])
-    assert spec == dataclasses.replace(ArchSpec.from_dict(stored.spec), name=spec.name)
+    assert spec.num_classes == 2  # the search data's classes, which the export adds
+    assert spec == dataclasses.replace(
+        ArchSpec.from_dict(stored.spec), name=spec.name, num_classes=2
+    )
     labels = [b.proto.label for b in app.download_button]
     assert labels == ["Download arch.yaml", "Download train.yaml"]
     train_command = next(c.value for c in app.code if c.language == "bash")

@@ -5,6 +5,7 @@ import math
 import pytest
 import timm
 import torch
+from timm.data import resolve_data_config
 
 from nas.models import PRESETS, build_model, resolve_spec
 from nas.models.profile import profile
@@ -14,9 +15,22 @@ def _params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", ["caformer_s18", "convformer_s18"])
+@pytest.mark.parametrize("name", ["caformer_s18", "convformer_s18", "poolformerv2_s12"])
 def test_parameter_count_equals_timm(name: str) -> None:
     assert _params(build_model(name)) == _params(timm.create_model(name, pretrained=False))
+
+
+@pytest.mark.parametrize(
+    ("name", "official"), [("hornet_tiny_7x7", 22_409_512), ("hornet_tiny_gf", 22_991_848)]
+)
+def test_hornet_has_the_official_parameter_count(name: str, official: int) -> None:
+    """The counts of raoyongming/HorNet's ``hornet_tiny_7x7`` / ``hornet_tiny_gf`` (its
+    ConvNeXt-style blocks: GELU MLP with biases, LayerNorms with bias, layer scale)."""
+    model = build_model(name)
+    assert _params(model) == official
+    block = model.stages[0].blocks[0]
+    assert isinstance(block.mlp.act, torch.nn.GELU) and block.mlp.fc1.bias is not None
+    assert block.layer_scale1.scale.eq(1e-6).all()
 
 
 @pytest.mark.parametrize(
@@ -49,8 +63,19 @@ def test_fft_ops_are_counted_with_the_fft_formula() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_every_preset_builds_and_runs_non_square(name: str) -> None:
-    model = build_model(name, num_classes=7)
+def test_every_preset_builds_through_timm_and_runs_non_square(name: str) -> None:
+    """``timm.create_model("nas_<preset>")``: timm's pretrained cfg names the model's first conv
+    and classifier and gives the spec's input size; logits at a size never seen."""
+    model = timm.create_model(f"nas_{name}", num_classes=7)
+    cfg, spec = model.pretrained_cfg, resolve_spec(name)
+    assert resolve_data_config({}, model=model)["input_size"] == (
+        3,
+        spec.image_size,
+        spec.image_size,
+    )
+    assert model.get_submodule(cfg["first_conv"]) is model.stem.conv
+    assert model.get_submodule(cfg["classifier"]).out_features == 7
+    assert cfg["num_classes"] == 1000 and cfg["architecture"] == f"nas_{name}"
     logits = model(torch.randn(2, 3, 64, 96))
     assert logits.shape == (2, 7)
     assert torch.isfinite(logits).all()

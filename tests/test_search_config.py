@@ -200,6 +200,19 @@ BAD_FILES = [
         r"space.head.kind: expected 'mlp' or 'linear', found 'conv'",
     ),
     (_set("space.stages", []), r"space.stages: expected a non-empty list of stages"),
+    (
+        _set("space.block", {"choices": ["metaformer", "hornet"]}),
+        r"space.block.choices\[1\]: expected one of \['metaformer', 'convnext'\], found 'hornet'",
+    ),
+    (_set("space.norm", "batchnorm"), r"space.norm: expected one of \['layernorm', 'groupnorm1'\]"),
+    (
+        _set("space.downsample", {"stride": 0}),
+        r"space.downsample.stride: expected a positive number, found 0",
+    ),
+    (
+        _set("space.stages.0.layer_scale", {"choices": [None, -1.0]}),
+        r"space.stages\[0\].layer_scale: expected > 0, found -1.0",
+    ),
 ]
 
 
@@ -291,3 +304,33 @@ def test_interleaved_attention_is_sampled_as_every_nth_block(tmp_path: Path) -> 
         seen.add((every, last))
         study.tell(trial, 0.0)
     assert {e for e, _ in seen} == {0, 2, 9}
+
+
+def test_block_norm_and_layer_scale_are_searched_into_the_spec(tmp_path: Path) -> None:
+    """A space may choose the block type (MetaFormer or ConvNeXt/HorNet), the blocks' norm and
+    the layer scale; each sampled value is the spec's, and the spec builds."""
+    from nas.models import build_model
+
+    data = copy.deepcopy(BASE)
+    data["space"].update(
+        block={"choices": ["metaformer", "convnext"]},
+        norm={"choices": ["layernorm", "groupnorm1"]},
+        downsample={"kernel_size": 2, "stride": 2, "padding": 0},
+    )
+    data["space"]["stages"][0]["layer_scale"] = {"choices": [None, 1e-6]}
+    cfg = load_config(_write(tmp_path, data))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        spec = cfg.space.sample(trial)
+        assert (spec.block, spec.norm) == (trial.params["block"], trial.params["norm"])
+        assert spec.stages[0].layer_scale == trial.params["s0.layer_scale"]
+        assert spec.stages[1].layer_scale is None and spec.downsample.kernel_size == 2
+        seen.add((spec.block, spec.norm, spec.stages[0].layer_scale))
+        study.tell(trial, 0.0)
+    assert len(seen) == 8
+    model = build_model(spec, num_classes=2)
+    assert (type(model.stages[0].blocks[0].mlp.act).__name__ == "GELU") == (
+        spec.block == "convnext"
+    )

@@ -184,3 +184,91 @@ def test_a_knob_at_its_default_leaves_the_hash_as_it_was() -> None:
     )
     changed = ArchSpec.from_dict(_tiny(mixer={"name": "attention", "rel_pos": "bias"}))
     assert plain.content_hash() == spelled.content_hash() != changed.content_hash()
+
+
+# Content hashes computed before the spec had block, norm, downsample and num_classes (commit
+# b6c471a): the stored measurements of these architectures must still be found by hash.
+HASHES_BEFORE_THE_LAYOUT_FIELDS = {
+    "caformer_s18": "a815ac12fdb22e49",
+    "convformer_s18": "4b9ec3f86de9ec42",
+    "poolformer_s18": "4d5b110ff4b17484",
+    "identityformer_s18": "45b6976736257539",
+    "gnconv_s18": "26f769561981bffb",
+}
+TINY_LAYOUT = {
+    "name": "tiny",
+    "image_size": 64,
+    "drop_path_rate": 0.1,
+    "head": {"kind": "linear"},
+    "stem": {"kernel_size": 4, "stride": 4, "padding": 0},
+    "stages": [
+        {"depth": 2, "dim": 16, "mixer": {"name": "sepconv"}, "layer_scale": 1e-6},
+        {
+            "depth": 3,
+            "dim": 32,
+            "mixer": "pooling",
+            "res_scale": True,
+            "overrides": [{"last": 1, "mixer": "attention"}],
+        },
+    ],
+}
+
+
+def test_new_spec_fields_at_their_defaults_keep_every_stored_hash() -> None:
+    for preset, stored in HASHES_BEFORE_THE_LAYOUT_FIELDS.items():
+        assert resolve_spec(preset).content_hash() == stored, preset
+    tiny = ArchSpec.from_dict(TINY_LAYOUT)
+    assert tiny.content_hash() == "4264776871d94ad0"
+    spelled = {
+        **TINY_LAYOUT,
+        "block": "metaformer",
+        "norm": "layernorm",
+        "downsample": {"kernel_size": 3, "stride": 2, "padding": 1},
+    }
+    assert ArchSpec.from_dict(spelled).content_hash() == tiny.content_hash()
+
+
+def test_layout_fields_change_the_hash_and_num_classes_does_not() -> None:
+    base = ArchSpec.from_dict(TINY_LAYOUT)
+    changed = [
+        {"block": "convnext"},
+        {"norm": "groupnorm1"},
+        {"downsample": {"kernel_size": 2, "stride": 2, "padding": 0}},
+    ]
+    hashes = {ArchSpec.from_dict({**TINY_LAYOUT, **c}).content_hash() for c in changed}
+    assert len(hashes) == 3 and base.content_hash() not in hashes
+    ten = ArchSpec.from_dict({**TINY_LAYOUT, "num_classes": 10})
+    assert ten.content_hash() == base.content_hash() and ten != base
+    assert ArchSpec.from_yaml(ten.to_yaml()) == ten
+
+
+@pytest.mark.parametrize("preset", ["poolformerv2_s12", "hornet_tiny_gf"])
+def test_layout_presets_round_trip(preset: str) -> None:
+    spec = resolve_spec(preset)
+    assert ArchSpec.from_yaml(spec.to_yaml()) == spec
+    assert spec.grid_sizes() == [56, 28, 14, 7] and spec.reductions() == [4, 8, 16, 32]
+
+
+BAD_LAYOUTS = [
+    (
+        {"block": "convnxt"},
+        r"arch.block: expected one of 'metaformer', 'convnext', found 'convnxt' "
+        r"\(did you mean 'convnext'\?\)",
+    ),
+    ({"norm": "batchnorm"}, r"arch.norm: expected one of 'layernorm', 'groupnorm1', found"),
+    ({"norm": 1}, r"arch.norm: expected str, found int 1"),
+    ({"downsample": {"stride": 0}}, r"arch.downsample.stride: expected a positive number"),
+    ({"downsample": {"strde": 2}}, r"arch.downsample.strde: unknown key \(did you mean"),
+    ({"num_classes": 0}, r"arch.num_classes: expected a positive number, found 0"),
+    ({"num_classes": 2.5}, r"arch.num_classes: expected int or null, found float 2.5"),
+    (
+        {"downsample": {"kernel_size": 32, "stride": 2, "padding": 0}},
+        r"arch.image_size: 64 px is too small for 2 stages",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_LAYOUTS)
+def test_bad_layout_fields_get_specific_errors(change: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        ArchSpec.from_dict({**TINY_LAYOUT, **change})

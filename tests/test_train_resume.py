@@ -17,6 +17,7 @@ import trainers.train as train_app
 from nas.commands.train import add_commands
 from nas.data import DataConfig
 from nas.export import write_export
+from nas.models import ArchSpec, build_model
 from nas.training.checkpoint import load_checkpoint
 from nas.typed_config import ConfigError
 from trainers.train import CHECKPOINT, METRICS, ModelConfig, OptimConfig, TrainConfig, train
@@ -58,11 +59,11 @@ def config(arch: Path, data: DataConfig, **overrides) -> TrainConfig:
 
 def weights(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     state = load_checkpoint(path)  # weights_only=True
-    return {"model": state["model"], "ema": state["ema"]}
+    return {"model": state["model"], "model_ema": state["model_ema"]}
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
-    for part in ("model", "ema"):
+    for part in ("model", "model_ema"):
         assert a[part].keys() == b[part].keys()
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), f"{part}.{key} differs"
@@ -103,7 +104,16 @@ def test_checkpoint_holds_everything_for_resume(
 ) -> None:
     train(config(arch_file, data_config(tmp_path_factory), epochs=1), tmp_path)
     state = load_checkpoint(tmp_path / CHECKPOINT)
-    expected = {"model", "ema", "optimizer", "scheduler", "scaler", "rng", "epoch", "num_updates"}
+    expected = {
+        "model",
+        "model_ema",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "rng",
+        "epoch",
+        "num_updates",
+    }
     assert expected <= set(state)
     assert state["epoch"] == 1 and state["num_updates"] == 4  # 128 images / batch 32
     assert set(state["rng"]) >= {"python", "numpy", "torch"}
@@ -134,7 +144,7 @@ def test_export_then_nas_train_runs_it(
     paths = write_export(SPEC, tmp_path / "export", {"epochs": 1, "device": "cpu", "data": data})
     assert paths.arch.name == "arch.yaml" and paths.train_config.name == "train.yaml"
     assert paths.command == f"nas train {paths.train_config.resolve()}"
-    model = timm.create_model("nas_metaformer", arch=str(paths.arch), num_classes=2)
+    model = timm.create_model("nas_metaformer", arch=str(paths.arch))  # the data's 2 classes
     assert model(torch.zeros(1, 3, 16, 16)).shape == (1, 2)
 
     parser = argparse.ArgumentParser()
@@ -144,9 +154,50 @@ def test_export_then_nas_train_runs_it(
     assert args.func(args) == 0
     rows = [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1]
-    assert load_checkpoint(run_dir / CHECKPOINT)["arch"]["name"] == "tiny"
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    assert state["arch"]["name"] == "tiny" and state["arch"]["num_classes"] == 2
+
+    # timm rebuilds the trained model from the run folder alone: the head from arch.yaml, the
+    # weights (the EMA's, timm's preference) from the checkpoint
+    trained = build_model(ArchSpec.from_dict(state["arch"]))
+    trained.load_state_dict(state["model_ema"])
+    loaded = timm.create_model(
+        "nas_metaformer",
+        arch=str(run_dir / "arch.yaml"),
+        pretrained=True,
+        pretrained_cfg_overlay={"file": str(run_dir / CHECKPOINT)},
+    )
+    assert loaded.pretrained_cfg["input_size"] == (3, 16, 16)
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(x), trained.eval()(x))
+    raw = build_model(ArchSpec.from_dict(state["arch"]))
+    raw.load_state_dict(state["model"])
+    with torch.no_grad():
+        assert not torch.equal(raw.eval()(x), trained(x))  # it did take the EMA weights
 
 
 def test_export_rejects_unknown_training_keys(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"train_overrides\.optim\.lrr"):
         write_export(SPEC, tmp_path, {"optim.lrr": 0.1})
+
+
+def test_export_records_the_number_of_classes_of_its_training_data(tmp_path: Path) -> None:
+    """``arch.yaml`` gets the classes of ``train.yaml``'s data, counted without reading images;
+    a spec that names its own keeps them."""
+    from PIL import Image
+
+    from nas.search.train_recipe import class_count
+
+    for label in ("a", "b", "c"):
+        (tmp_path / "images" / "train" / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "images" / "train" / label / "0.png")
+    folder = {"name": "imagefolder", "path": str(tmp_path / "images")}
+    paths = write_export(SPEC, tmp_path / "export", {"data": folder})
+    assert ArchSpec.load(paths.arch).num_classes == 3
+    assert ArchSpec.load(write_export(SPEC, tmp_path / "default").arch).num_classes == 2
+    own = write_export({**SPEC, "num_classes": 5}, tmp_path / "own", {"data": folder})
+    assert ArchSpec.load(own.arch).num_classes == 5
+    assert class_count(DataConfig(name="digits")) == 10
+    assert class_count(DataConfig(name="cifar100", path=str(tmp_path / "absent"))) == 100
+    assert class_count(DataConfig(name="imagefolder", path=str(tmp_path / "absent"))) is None

@@ -11,9 +11,13 @@ proxy trainer's (:mod:`nas.training.recipe`) plus what long runs need: Mixup/Cut
 stochastic depth, gradient clipping.
 
 Every epoch appends a row to ``metrics.jsonl`` and overwrites ``checkpoint.pt`` in the output
-directory (``output_dir``, default Hydra's run dir). A checkpoint holds the model, EMA,
-optimizer, scheduler, loss-scaler and update counter, the epoch, and every RNG state; the
-loaders' state is their epoch (their order and augmentation are a function of seed and epoch).
+directory (``output_dir``, default Hydra's run dir). A checkpoint holds the model (``model``),
+its EMA (``model_ema``, timm's name, so timm's loaders take the EMA weights), optimizer,
+scheduler, loss-scaler and update counter, the epoch, and every RNG state; the loaders' state is
+their epoch (their order and augmentation are a function of seed and epoch). The run's spec,
+with the data's number of classes, is written beside it as ``arch.yaml``, so
+``timm.create_model("nas_metaformer", arch="<dir>/arch.yaml", pretrained=True,
+pretrained_cfg_overlay=dict(file="<dir>/checkpoint.pt"))`` rebuilds the trained model.
 With ``resume=auto`` a run whose output directory holds a checkpoint continues from it, and on
 CPU it continues bit-identically: the same losses and final weights as an uninterrupted run.
 (On CUDA, nondeterministic kernels make runs differ slightly, resumed or not.)
@@ -61,6 +65,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+ARCH = "arch.yaml"
 
 
 @dataclass
@@ -172,9 +177,17 @@ def train(cfg: TrainConfig, output_dir: str | Path, config_dir: Path | None = No
     seed_everything(cfg.seed)
     data = build_loaders(cfg.data, device)
     spec = resolve_arch(cfg.model.arch, config_dir)
+    if spec.num_classes not in (None, data.num_classes):
+        log.info(
+            "the data has %d classes, the spec says %d: the head follows the data",
+            data.num_classes,
+            spec.num_classes,
+        )
+    spec = dataclasses.replace(spec, num_classes=data.num_classes)
     if cfg.model.drop_path_rate is not None:
         spec = dataclasses.replace(spec, drop_path_rate=cfg.model.drop_path_rate)
-    model = prepare_model(build_model(spec, data.num_classes), device, cfg.channels_last)
+    spec.save(out / ARCH)
+    model = prepare_model(build_model(spec), device, cfg.channels_last)
     ema = (
         ModelEmaV3(model, decay=cfg.ema.decay, use_warmup=cfg.ema.warmup)
         if cfg.ema.enabled
@@ -215,7 +228,7 @@ def train(cfg: TrainConfig, output_dir: str | Path, config_dir: Path | None = No
         state = load_checkpoint(checkpoint, map_location="cpu")
         model.load_state_dict(state["model"])
         if ema is not None:
-            ema.module.load_state_dict(state["ema"])
+            ema.module.load_state_dict(state["model_ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -258,7 +271,7 @@ def train(cfg: TrainConfig, output_dir: str | Path, config_dir: Path | None = No
                 "epoch": epoch + 1,
                 "num_updates": loop.num_updates,
                 "model": model.state_dict(),
-                "ema": ema.module.state_dict() if ema is not None else None,
+                "model_ema": ema.module.state_dict() if ema is not None else None,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),

@@ -1,37 +1,70 @@
 """Named seed designs from the papers, as specs: the search's reference points.
 
-Each preset is a row of a table (stage layout, mixer per stage, stage options), not a hand-written
-spec, so adding a design is one line. Sizes follow the MetaFormer S18 layout.
+Each preset is a row of a table (a layout, the mixer per stage), not a hand-written spec, so
+adding a design is one line. Most follow the MetaFormer S18 layout (``PRESET_MIXERS``, the
+designs a search space can project as references); ``LAYOUT_PRESETS`` are papers' models in
+their own layouts: PoolFormerV2 (GroupNorm with one group) and HorNet (ConvNeXt-style blocks).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nas.arch.spec import ArchSpec, SpecError
 
-S18_DEPTHS = (3, 3, 9, 3)
-S18_DIMS = (64, 128, 320, 512)
-LATE_RES_SCALE = (False, False, True, True)
-
 Mixer = dict[str, Any]
 
 
-def metaformer_s18(
-    name: str, mixers: Sequence[Mixer], image_size: int = 224, **extra: Any
-) -> ArchSpec:
-    """An S18 spec with one mixer per stage and res-scale in stages 3-4 (ConvFormer/CAFormer)."""
-    stages = [
-        {"depth": d, "dim": c, "mixer": dict(m), "res_scale": r}
-        for d, c, m, r in zip(S18_DEPTHS, S18_DIMS, mixers, LATE_RES_SCALE, strict=True)
-    ]
-    return ArchSpec.from_dict({"name": name, "image_size": image_size, "stages": stages, **extra})
+@dataclass(frozen=True)
+class Layout:
+    """A paper's network around its mixers: depths and widths per stage, res scale per stage,
+    layer scale (init value, or ``None``) and the whole-model spec keys (``extra``)."""
 
+    depths: tuple[int, ...]
+    dims: tuple[int, ...]
+    res_scale: tuple[bool, ...] = (False, False, True, True)
+    layer_scale: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def spec(
+        self, name: str, mixers: Sequence[Mixer], image_size: int = 224, **extra: Any
+    ) -> ArchSpec:
+        """The spec with one mixer per stage; ``extra`` overrides whole-model keys."""
+        stages = [
+            {
+                "depth": d,
+                "dim": c,
+                "mixer": dict(m),
+                "res_scale": r,
+                "layer_scale": self.layer_scale,
+            }
+            for d, c, m, r in zip(self.depths, self.dims, mixers, self.res_scale, strict=True)
+        ]
+        data = {"name": name, "image_size": image_size, **self.extra, **extra, "stages": stages}
+        return ArchSpec.from_dict(data)
+
+
+S18 = Layout((3, 3, 9, 3), (64, 128, 320, 512))
+"""MetaFormer S18 with res scale in stages 3-4 (ConvFormer/CAFormer)."""
+POOLFORMERV2 = {"norm": "groupnorm1", "head": {"kind": "linear"}}
+"""timm's ``poolformerv2_*``: GroupNorm(1) in the blocks, channel LayerNorm in the stem and
+downsampling, res scale in stages 3-4, a linear head."""
+HORNET = {
+    "block": "convnext",
+    "stem": {"kernel_size": 4, "stride": 4, "padding": 0},
+    "downsample": {"kernel_size": 2, "stride": 2, "padding": 0},
+    "head": {"kind": "linear"},
+}
+"""HorNet's ConvNeXt-style network: 4x4 patch stem, 2x2 downsampling, LayerNorms with bias, GELU
+MLP with biases, layer scale 1e-6, no res scale, norm + linear head."""
+HORNET_TINY = Layout((2, 3, 18, 2), (64, 128, 256, 512), (False,) * 4, 1e-6, HORNET)
 
 SEP = {"name": "sepconv"}
 ATT = {"name": "attention"}
+POOL = {"name": "pooling"}
 HPX = {"name": "hyena_pixel"}
 HB = {"name": "hyena", "bidirectional": True}
 DF = {"name": "dynamic_filter"}
@@ -45,7 +78,7 @@ def _gnconv(order: int, filter_kind: str) -> Mixer:
 
 PRESET_MIXERS: dict[str, tuple[Mixer, ...]] = {
     "identityformer_s18": ({"name": "identity"},) * 4,
-    "poolformer_s18": ({"name": "pooling"},) * 4,
+    "poolformer_s18": (POOL,) * 4,
     "convformer_s18": (SEP,) * 4,
     "caformer_s18": (SEP, SEP, ATT, ATT),
     "hpx_former_s18": (HPX,) * 4,
@@ -60,10 +93,22 @@ PRESET_MIXERS: dict[str, tuple[Mixer, ...]] = {
     "gnconv_gf_s18": (_gnconv(2, "dw"), _gnconv(3, "dw"), _gnconv(4, "gf"), _gnconv(5, "gf")),
     "parc_former_s18": (SEP, SEP, PARC, PARC),
 }
+"""The S18 designs (the ones a search space projects as references)."""
+
+LAYOUT_PRESETS: dict[str, tuple[Layout, tuple[Mixer, ...]]] = {
+    "poolformerv2_s12": (Layout((2, 2, 6, 2), S18.dims, extra=POOLFORMERV2), (POOL,) * 4),
+    "poolformerv2_s24": (Layout((4, 4, 12, 4), S18.dims, extra=POOLFORMERV2), (POOL,) * 4),
+    "hornet_tiny_7x7": (HORNET_TINY, tuple(_gnconv(n, "dw") for n in (2, 3, 4, 5))),
+    "hornet_tiny_gf": (HORNET_TINY, PRESET_MIXERS["gnconv_gf_s18"]),
+}
+"""Papers' models in their own layouts."""
 
 PRESETS: dict[str, Callable[..., ArchSpec]] = {
-    name: (lambda name=name, mixers=mixers, **kw: metaformer_s18(name, mixers, **kw))
-    for name, mixers in PRESET_MIXERS.items()
+    name: (lambda name=name, layout=layout, mixers=mixers, **kw: layout.spec(name, mixers, **kw))
+    for name, (layout, mixers) in {
+        **{name: (S18, mixers) for name, mixers in PRESET_MIXERS.items()},
+        **LAYOUT_PRESETS,
+    }.items()
 }
 
 

@@ -34,9 +34,20 @@ MAX_DEPTH = 128
 MAX_STAGES = 8
 MAX_MLP_RATIO = 16.0
 MAX_STEM = 64
+MAX_CLASSES = 1_000_000
 """Upper bounds of the sizes a spec may ask for (image side in px, stage width and depth,
-stages, MLP ratio, stem kernel/stride/padding): far beyond any real backbone, so that a typo
-(``dim: 1e6``) fails here rather than growing a worker until it is killed for memory."""
+stages, MLP ratio, stem and downsampling kernel/stride/padding, classes): far beyond any real
+backbone, so that a typo (``dim: 1e6``) fails here rather than growing a worker until it is
+killed for memory."""
+
+BLOCKS = ("metaformer", "convnext")
+"""Block types: ``metaformer`` (MetaFormer baselines: every norm without bias, MLP Linear ->
+StarReLU -> Linear without biases) or ``convnext`` (ConvNeXt and HorNet: norms with bias, MLP
+Linear -> GELU -> Linear with biases). Both are ``x + ls(mixer(norm(x)))``, then the MLP."""
+
+NORMS = ("layernorm", "groupnorm1")
+"""Norms of the blocks: ``layernorm`` over the channels of each position, or ``groupnorm1``
+(GroupNorm with one group: over the channels and positions of each image, PoolFormer/V2)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +138,16 @@ class StemSpec:
 
 
 @dataclass(frozen=True)
+class DownsampleSpec:
+    """The norm-then-conv between stages (MetaFormer: 3x3, stride 2, padding 1; ConvNeXt and
+    HorNet: 2x2, stride 2, padding 0)."""
+
+    kernel_size: int = 3
+    stride: int = 2
+    padding: int = 1
+
+
+@dataclass(frozen=True)
 class HeadSpec:
     """Classifier head: ``mlp`` (fc -> SquaredReLU -> LayerNorm -> dropout -> fc) or ``linear``."""
 
@@ -138,25 +159,37 @@ class HeadSpec:
 @dataclass(frozen=True)
 class ArchSpec:
     """A whole backbone. ``image_size`` is the nominal input side; it sets the grid on which
-    spatial mixer weights are stored (see ``grid_sizes``), not the sizes the model accepts."""
+    spatial mixer weights are stored (see ``grid_sizes``), not the sizes the model accepts.
+    ``num_classes``: the classes of the data it was exported or trained for, so a built model's
+    head fits that checkpoint (``None``: the builder's default); it names a task, not an
+    architecture, so the content hash leaves it out."""
 
     stages: tuple[StageSpec, ...]
     name: str = "custom"
     image_size: int = 224
     in_chans: int = 3
+    num_classes: int | None = None
+    block: str = "metaformer"
+    norm: str = "layernorm"
     stem: StemSpec = StemSpec()
+    downsample: DownsampleSpec = DownsampleSpec()
     head: HeadSpec = HeadSpec()
     drop_path_rate: float = 0.0
 
     def grid_sizes(self) -> list[int]:
         """Nominal feature-map side of each stage at ``image_size``."""
-        side = (
-            self.image_size + 2 * self.stem.padding - self.stem.kernel_size
-        ) // self.stem.stride + 1
-        sides = [side]
+
+        def conv(side: int, kernel_size: int, stride: int, padding: int) -> int:
+            return (side + 2 * padding - kernel_size) // stride + 1
+
+        sides = [conv(self.image_size, **vars(self.stem))]
         for _ in self.stages[1:]:
-            sides.append((sides[-1] - 1) // 2 + 1)
+            sides.append(conv(sides[-1], **vars(self.downsample)))
         return sides
+
+    def reductions(self) -> list[int]:
+        """Stride of each stage's output relative to the input (timm's ``reduction``)."""
+        return [self.stem.stride * self.downsample.stride**i for i in range(len(self.stages))]
 
     def resolved_knobs(self, stage: int, mixer: MixerSpec) -> dict[str, Any]:
         """All constructor knobs of ``mixer`` in ``stage``: registry defaults, then the spec's,
@@ -174,10 +207,14 @@ class ArchSpec:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "num_classes": self.num_classes,
             "image_size": self.image_size,
             "in_chans": self.in_chans,
             "drop_path_rate": self.drop_path_rate,
+            "block": self.block,
+            "norm": self.norm,
             "stem": dataclasses.asdict(self.stem),
+            "downsample": dataclasses.asdict(self.downsample),
             "head": dataclasses.asdict(self.head),
             "stages": [s.to_dict() for s in self.stages],
         }
@@ -189,12 +226,16 @@ class ArchSpec:
         Path(path).write_text(self.to_yaml())
 
     def content_hash(self) -> str:
-        """Hash of what determines the network (the ``name`` does not). Mixer knobs are
-        resolved and those at their declared defaults left out, so leaving a knob at its default
-        and spelling it out hash alike, and a knob added later (whose default keeps the old
-        behaviour) leaves every stored hash as it was."""
+        """Hash of what determines the network (the ``name`` and ``num_classes`` do not). Mixer
+        knobs are resolved and those at their declared defaults left out, so leaving a knob at
+        its default and spelling it out hash alike, and a knob added later (whose default keeps
+        the old behaviour) leaves every stored hash as it was; so do the spec fields added
+        after hashes were first stored (``_LATER_FIELDS``) while at their defaults."""
         canonical = self.to_dict()
-        del canonical["name"]
+        del canonical["name"], canonical["num_classes"]
+        for key, default in _LATER_FIELDS.items():
+            if canonical[key] == default:
+                del canonical[key]
         for i, (stage, stage_dict) in enumerate(zip(self.stages, canonical["stages"], strict=True)):
             stage_dict["blocks"] = [
                 {"name": m.name, **self._hashed_knobs(i, m)} for m in stage.block_mixers()
@@ -350,27 +391,57 @@ def _parse_stage(data: Any, where: str) -> StageSpec:
     )
 
 
+def _parse_choice(data: dict[str, Any], key: str, choices: tuple[str, ...], default: str) -> str:
+    value = _typed(data, key, str, "arch", default)
+    if value not in choices:
+        raise SpecError(
+            f"arch.{key}: expected one of {', '.join(map(repr, choices))}, found {value!r}"
+            f"{suggest(value, choices)}"
+        )
+    return value
+
+
+def _parse_layout(data: Any, key: str, defaults: dict[str, int]) -> dict[str, int]:
+    """A stem or downsampling conv layout: kernel_size, stride, padding (ints)."""
+    where = f"arch.{key}"
+    layout = expect_mapping(data.get(key, {}), where, set(defaults))
+    return {k: _typed(layout, k, int, where, d) for k, d in defaults.items()}
+
+
 def _parse_arch(data: Any) -> ArchSpec:
-    allowed = {"name", "image_size", "in_chans", "drop_path_rate", "stem", "head", "stages"}
+    allowed = {
+        "name",
+        "num_classes",
+        "image_size",
+        "in_chans",
+        "drop_path_rate",
+        "block",
+        "norm",
+        "stem",
+        "downsample",
+        "head",
+        "stages",
+    }
     data = expect_mapping(data, "arch", allowed)
     stages = data.get("stages")
     if not isinstance(stages, list) or not stages:
         raise SpecError(f"arch.stages: expected a non-empty list of stages, found {stages!r}")
     if len(stages) > MAX_STAGES:
         raise SpecError(f"arch.stages: expected at most {MAX_STAGES} stages, found {len(stages)}")
-    stem = expect_mapping(data.get("stem", {}), "arch.stem", {"kernel_size", "stride", "padding"})
     head = expect_mapping(data.get("head", {}), "arch.head", {"kind", "hidden_ratio", "dropout"})
     head_kind = _typed(head, "kind", str, "arch.head", "mlp")
     if head_kind not in ("mlp", "linear"):
         raise SpecError(f"arch.head.kind: expected 'mlp' or 'linear', found {head_kind!r}")
     spec = ArchSpec(
         name=_typed(data, "name", str, "arch", "custom"),
+        num_classes=_typed(data, "num_classes", (int, type(None)), "arch", None),
         image_size=_typed(data, "image_size", int, "arch", 224),
         in_chans=_typed(data, "in_chans", int, "arch", 3),
         drop_path_rate=_typed(data, "drop_path_rate", float, "arch", 0.0),
-        stem=StemSpec(
-            **{k: _typed(stem, k, int, "arch.stem", d) for k, d in _STEM_DEFAULTS.items()}
-        ),
+        block=_parse_choice(data, "block", BLOCKS, "metaformer"),
+        norm=_parse_choice(data, "norm", NORMS, "layernorm"),
+        stem=StemSpec(**_parse_layout(data, "stem", _STEM_DEFAULTS)),
+        downsample=DownsampleSpec(**_parse_layout(data, "downsample", _DOWNSAMPLE_DEFAULTS)),
         head=HeadSpec(
             kind=head_kind,
             hidden_ratio=_typed(head, "hidden_ratio", float, "arch.head", 4.0),
@@ -383,6 +454,14 @@ def _parse_arch(data: Any) -> ArchSpec:
 
 
 _STEM_DEFAULTS = dataclasses.asdict(StemSpec())
+_DOWNSAMPLE_DEFAULTS = dataclasses.asdict(DownsampleSpec())
+_LATER_FIELDS: dict[str, Any] = {
+    "block": "metaformer",
+    "norm": "layernorm",
+    "downsample": _DOWNSAMPLE_DEFAULTS,
+}
+"""Spec fields added after content hashes were first stored, with the default that builds what
+specs without them always built; at that default they stay out of the hash."""
 
 
 def validate(spec: ArchSpec) -> None:
@@ -399,10 +478,14 @@ def validate(spec: ArchSpec) -> None:
         )
     if not 0.0 <= spec.head.dropout < 1.0:
         raise SpecError(f"arch.head.dropout: expected a value in [0, 1), found {spec.head.dropout}")
-    for key, value in dataclasses.asdict(spec.stem).items():
-        _positive(value + (key == "padding"), f"arch.stem.{key}")
-        _at_most(value, MAX_STEM, f"arch.stem.{key}")
-    if spec.grid_sizes()[-1] < 1:
+    if spec.num_classes is not None:
+        _positive(spec.num_classes, "arch.num_classes")
+        _at_most(spec.num_classes, MAX_CLASSES, "arch.num_classes")
+    for part in ("stem", "downsample"):
+        for key, value in dataclasses.asdict(getattr(spec, part)).items():
+            _positive(value + (key == "padding"), f"arch.{part}.{key}")
+            _at_most(value, MAX_STEM, f"arch.{part}.{key}")
+    if min(spec.grid_sizes()) < 1:
         raise SpecError(
             f"arch.image_size: {spec.image_size} px is too small for {len(spec.stages)} stages"
         )

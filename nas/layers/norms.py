@@ -1,4 +1,5 @@
-"""Bias-free LayerNorms used by the MetaFormer baselines (eps 1e-6)."""
+"""Norms of the MetaFormer baselines (eps 1e-6): bias-free LayerNorms, and GroupNorm with one
+group for PoolFormer."""
 
 from __future__ import annotations
 
@@ -24,3 +25,17 @@ class LayerNorm2dNoBias(nn.LayerNorm):
         x = x.permute(0, 2, 3, 1)
         x = F.layer_norm(x, self.normalized_shape, self.weight, None, self.eps)
         return x.permute(0, 3, 1, 2)
+
+
+class GroupNorm1(nn.GroupNorm):
+    """GroupNorm with one group on a channels-last map: normalises each image over its channels
+    and positions together (PoolFormer/V2), with a per-channel affine; eps 1e-6 as timm's."""
+
+    def __init__(self, dim: int, eps: float = 1e-6, bias: bool = True):
+        super().__init__(1, dim, eps=eps)
+        if not bias:
+            self.bias = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.group_norm(x.permute(0, 3, 1, 2), 1, self.weight, self.bias, self.eps)
+        return y.permute(0, 2, 3, 1)

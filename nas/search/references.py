@@ -12,7 +12,8 @@ names preset families; each is projected onto the space by one rule:
   orders, attention where the hybrid puts it);
 * depth, width and MLP ratio are the space's middle choice of that stage (the upper of the two
   middle values for an even count, the midpoint of a range), ``res_scale`` and the whole-model
-  settings (image size, head, stem, drop path) are the space's.
+  settings (image size, head, stem, downsampling, drop path) are the space's; the block type and
+  norm stay the designs' own (MetaFormer blocks, channel LayerNorm).
 
 The result is a normal spec, so it is hashed, measured, trained and stored like any trial.
 """
@@ -97,6 +98,7 @@ def project_reference(name: str, space: SearchSpace) -> ArchSpec:
                 "drop_path_rate": space.drop_path_rate,
                 "head": dict(space.head),
                 "stem": dict(space.stem),
+                "downsample": dict(space.downsample),
                 "stages": stages,
             }
         )

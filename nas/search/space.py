@@ -2,8 +2,10 @@
 
 A space is a MetaFormer template whose values may be searched. Every value is either fixed
 (a plain scalar), a categorical ``{choices: [...]}``, or a range ``{low, high, step?, log?}``.
-Per stage one searches the depth, width, mixer and where attention goes between the mixer's
-blocks (hybrids: the last k blocks, ``attention_last``, or every n-th, ``attention_every``);
+For the whole model one may search the block type (``block``: ``metaformer`` or ``convnext``)
+and the blocks' norm (``norm``: ``layernorm`` or ``groupnorm1``); per stage the depth, width,
+mixer, layer scale and where attention goes between the mixer's blocks (hybrids: the last k
+blocks, ``attention_last``, or every n-th, ``attention_every``);
 each mixer's knobs live under ``mixers.<name>`` and are sampled only for the stages where that
 mixer was chosen (conditional parameters, named ``s<i>.<mixer>.<knob>``), so a trial never
 carries a knob of a mixer it does not use.
@@ -15,7 +17,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from nas.arch.spec import MAX_DEPTH, MAX_DIM, MAX_MLP_RATIO, ArchSpec, SpecError, expect_mapping
+from nas.arch.spec import (
+    BLOCKS,
+    MAX_DEPTH,
+    MAX_DIM,
+    MAX_MLP_RATIO,
+    NORMS,
+    ArchSpec,
+    SpecError,
+    expect_mapping,
+)
 from nas.errors import NasError
 from nas.mixers.registry import get_mixer, list_mixers, suggest
 from nas.typed_config import check_range
@@ -157,6 +168,7 @@ class StageSpace:
     attention_every: Param = Param(fixed=0)
     mlp_ratio: Param = Param(fixed=4.0)
     res_scale: bool = False
+    layer_scale: Param = Param(fixed=None)
 
 
 @dataclass(frozen=True)
@@ -167,8 +179,11 @@ class SearchSpace:
     mixers: Mapping[str, Mapping[str, Param]] = field(default_factory=dict)
     image_size: int = 224
     drop_path_rate: float = 0.0
+    block: Param = Param(fixed="metaformer")
+    norm: Param = Param(fixed="layernorm")
     head: Mapping[str, Any] = field(default_factory=dict)
     stem: Mapping[str, Any] = field(default_factory=dict)
+    downsample: Mapping[str, Any] = field(default_factory=dict)
 
     def knob_space(self, mixer: str) -> dict[str, Param]:
         return dict(self.mixers.get(mixer, {}))
@@ -176,6 +191,8 @@ class SearchSpace:
     def sample(self, trial: ParamSampler) -> ArchSpec:
         """Sample an architecture define-by-run; raises ``SpecError`` if the combination is
         invalid (e.g. a width not divisible as the chosen mixer requires)."""
+        block = self.block.sample(trial, "block")
+        norm = self.norm.sample(trial, "norm")
         stages = []
         for i, stage in enumerate(self.stages):
             depth = stage.depth.sample(trial, f"s{i}.depth")
@@ -189,6 +206,7 @@ class SearchSpace:
                 "mixer": {"name": mixer, **knobs},
                 "mlp_ratio": stage.mlp_ratio.sample(trial, f"s{i}.mlp_ratio"),
                 "res_scale": stage.res_scale,
+                "layer_scale": stage.layer_scale.sample(trial, f"s{i}.layer_scale"),
             }
             if mixer != "attention":
                 placement = {
@@ -211,8 +229,11 @@ class SearchSpace:
                 "name": "trial",
                 "image_size": self.image_size,
                 "drop_path_rate": self.drop_path_rate,
+                "block": block,
+                "norm": norm,
                 "head": dict(self.head),
                 "stem": dict(self.stem),
+                "downsample": dict(self.downsample),
                 "stages": stages,
             }
         )
@@ -226,8 +247,19 @@ _STAGE_KEYS = {
     "attention_every",
     "mlp_ratio",
     "res_scale",
+    "layer_scale",
 }
-_SPACE_KEYS = {"stages", "mixers", "image_size", "drop_path_rate", "head", "stem"}
+_SPACE_KEYS = {
+    "stages",
+    "mixers",
+    "image_size",
+    "drop_path_rate",
+    "block",
+    "norm",
+    "head",
+    "stem",
+    "downsample",
+}
 
 
 def _positive_ints(param: Param, where: str, high: int) -> None:
@@ -272,6 +304,9 @@ def _parse_stage(data: Any, where: str) -> StageSpace:
         check_range(f"{where}.mlp_ratio", value, above=0, high=MAX_MLP_RATIO, error=SpaceError)
     res_scale = data.get("res_scale", False)
     _check_kind(res_scale, bool, f"{where}.res_scale")
+    layer_scale = parse_param(data.get("layer_scale"), f"{where}.layer_scale", (float, type(None)))
+    for value in layer_scale.values():
+        check_range(f"{where}.layer_scale", value, above=0, error=SpaceError)
     return StageSpace(
         depth=depth,
         dim=dim,
@@ -279,6 +314,7 @@ def _parse_stage(data: Any, where: str) -> StageSpace:
         **placement,
         mlp_ratio=mlp_ratio,
         res_scale=res_scale,
+        layer_scale=layer_scale,
     )
 
 
@@ -331,9 +367,8 @@ def parse_space(data: Any, where: str = "space") -> SearchSpace:
     _check_kind(image_size, int, f"{where}.image_size")
     drop_path_rate = data.get("drop_path_rate", 0.0)
     _check_kind(drop_path_rate, float, f"{where}.drop_path_rate")
-    head = data.get("head") or {}
-    stem = data.get("stem") or {}
-    for key, value in (("head", head), ("stem", stem)):
+    layouts = {key: data.get(key) or {} for key in ("head", "stem", "downsample")}
+    for key, value in layouts.items():
         if not isinstance(value, Mapping):
             raise SpaceError(f"{where}.{key}: expected a mapping, found {value!r}")
     space = SearchSpace(
@@ -341,12 +376,28 @@ def parse_space(data: Any, where: str = "space") -> SearchSpace:
         mixers=_parse_knob_spaces(data.get("mixers"), f"{where}.mixers"),
         image_size=image_size,
         drop_path_rate=float(drop_path_rate),
-        head=dict(head),
-        stem=dict(stem),
+        block=_parse_named_choice(data, "block", BLOCKS, where),
+        norm=_parse_named_choice(data, "norm", NORMS, where),
+        **{key: dict(value) for key, value in layouts.items()},
     )
     _check_knob_values(space, where)
     _check_template(space, where)
     return space
+
+
+def _parse_named_choice(
+    data: Mapping[str, Any], key: str, names: tuple[str, ...], where: str
+) -> Param:
+    """A whole-model choice among ``names`` (``block``, ``norm``), fixed or searched;
+    absent, the first (the spec's default)."""
+    param = parse_param(data.get(key, names[0]), f"{where}.{key}", str)
+    if param.low is not None:
+        raise SpaceError(f"{where}.{key}: expected one of {list(names)} or {{choices: [...]}}")
+    for i, value in enumerate(param.values()):
+        if value not in names:
+            at = f"{where}.{key}.choices[{i}]" if param.choices else f"{where}.{key}"
+            raise SpaceError(f"{at}: expected one of {list(names)}, found {value!r}")
+    return param
 
 
 def _check_knob_values(space: SearchSpace, where: str) -> None:
@@ -393,7 +444,7 @@ def _check_template(space: SearchSpace, where: str) -> None:
         space.sample(First())
     except SpecError as err:
         message = str(err)
-        if message.startswith("arch.head") or message.startswith("arch.stem"):
+        if message.startswith(("arch.head", "arch.stem", "arch.downsample")):
             raise SpaceError(f"{where}.{message[len('arch.') :]}") from None
         if message.startswith("arch.image_size") or message.startswith("arch.drop_path_rate"):
             raise SpaceError(f"{where}.{message[len('arch.') :]}") from None

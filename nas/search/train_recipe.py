@@ -117,6 +117,30 @@ def training_size(data: Any) -> tuple[int | None, int | None]:
         return None, side
 
 
+def class_count(data: Any) -> int | None:
+    """Classes of a data config, read without loading its images (the way its loaders number
+    them); ``None`` where the files are not there to ask."""
+    from nas.data.digits import CLASS_NAMES as DIGITS
+    from nas.data.readers import CIFAR_LAYOUTS
+    from nas.data.synthetic import generate
+
+    if data.name == "default":
+        return len(generate(2, data.seed, data.generated_task()).class_names)
+    if data.name == "digits":
+        return len(DIGITS)
+    if data.name in CIFAR_LAYOUTS:
+        return CIFAR_LAYOUTS[data.name].num_classes
+    root = Path(data.path) if data.path else None
+    if root is None or not root.exists():
+        return None
+    if data.name == "imagefolder":
+        train = root / "train" if (root / "train").is_dir() else root  # as the loader picks it
+        return sum(p.is_dir() for p in train.iterdir()) or None
+    from nas.data.ffcv_io import read_info
+
+    return read_info(root).num_classes
+
+
 def _describe(images: int | None, side: int | None) -> str:
     count = f"{images:,} training images" if images is not None else "an unknown image count"
     return f"{count} at {side} px" if side is not None else f"{count} at their own size"

@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DIM = 8
 MIXERS = [
     ("hyena_pixel", {}),
-    ("hyena_pixel", {"kernel_size": 21, "use_layernorm": False}),
+    ("hyena_pixel", {"kernel_size": 21, "use_layernorm": False, "learnable_decay": False}),
     ("hyena", {}),
-    ("hyena", {"bidirectional": False, "use_layernorm": True}),
+    ("hyena", {"bidirectional": False, "use_layernorm": True, "learnable_decay": True}),
 ]
 SIZES = [(8, 8), (12, 20), (5, 3)]  # nominal, non-square, unseen at construction
 
@@ -192,6 +192,13 @@ def test_hpx_former_s18_positional_encoding_size() -> None:
             "emb_dim (a time channel plus cos/sin pairs): expected an odd int, found 32",
         ),
         ("hyena", {"bidirectional": "yes"}, "bidirectional: expected bool, found str 'yes'"),
+        (
+            "hyena_pixel",
+            {"decay_resize": "offical"},
+            "decay_resize: expected one of 'stretch', 'official', found 'offical' "
+            "(did you mean 'official'?)",
+        ),
+        ("hyena", {"learnable_decay": "no"}, "learnable_decay: expected bool, found str 'no'"),
         ("hyena", {"filter_width": 0}, "filter_width: expected >= 1, found 0"),
     ],
 )

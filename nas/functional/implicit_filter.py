@@ -116,11 +116,9 @@ def radial_distance(
     ``2K/K'`` per new tap instead of ``K/K'``, so the window decays twice as steeply; at the stored
     size both rules agree. (Per axis; the official code handles square kernels only.)
     """
-    rows = centred_offsets(size[0], nominal, device, dtype) * _resize_factor(
-        size[0], nominal, resize
-    )
-    cols = centred_offsets(size[1], nominal, device, dtype) * _resize_factor(
-        size[1], nominal, resize
+    rows, cols = (
+        centred_offsets(n, nominal, device, dtype) * _resize_factor(n, nominal, resize)
+        for n in size
     )
     return torch.hypot(rows[:, None], cols[None, :])
 
@@ -128,7 +126,7 @@ def radial_distance(
 RESIZE_RULES = ("stretch", "official")
 
 
-def _resize_factor(size: int, nominal: int, resize: str) -> int:
+def _resize_factor(size: int, nominal: int, resize: str) -> int | torch.Tensor:
     """1, or for the official rule 2 on a resized axis (without a branch on ``size``, which is a
     traced tensor under ``torch.jit.trace``)."""
     if resize not in RESIZE_RULES:

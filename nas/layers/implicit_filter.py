@@ -106,6 +106,7 @@ class _ImplicitFilter(nn.Module, OwnInit):
             self.register_parameter("decay_shift", None)
 
     def init_decay(self, rates: torch.Tensor) -> None:
+        """Decay rates to ``rates``, shifts (when learnable) to 0."""
         with torch.no_grad():
             self.decay_rate.copy_(rates)
             if self.decay_shift is not None:

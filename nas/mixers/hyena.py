@@ -60,6 +60,8 @@ class Hyena(nn.Module, OwnInit):
         self.out_proj = nn.Linear(dim, dim)
 
     def init_weights(self) -> None:
+        """PyTorch's default init for the short Conv1d, which the official backbone leaves as
+        constructed (its init covers Linear and Conv2d only)."""
         self.short_conv.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

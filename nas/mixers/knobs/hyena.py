@@ -1,9 +1,9 @@
 """The Hyena family: HyenaPixel (2D) and Hyena over raster-flattened tokens (1D), which share
 the recurrence, the implicit filter and therefore most knobs.
 
-Revision 2 of both (hashed as ``name@2``): the official models' defaults — inner LayerNorm eps
-1e-5 (was 1e-6), the official initialisation of the implicit filter, and for ``hyena`` the fixed
-decay window without shift (was learnable) and the official gate order and encoding sign. Specs
+Revision 2 of both (hashed as ``name@2``): the official models' defaults: inner LayerNorm eps
+1e-5 (was 1e-6), the official init of a standalone implicit filter, and for ``hyena`` the fixed
+decay window without shift (was learnable), the official gate order and encoding sign. Specs
 stored before name the revision-1 networks, so their hashes no longer match today's networks.
 """
 

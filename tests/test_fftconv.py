@@ -120,6 +120,48 @@ def test_fast_fft_len_is_smallest_even_7_smooth() -> None:
     assert [fast_fft_len(h + (2 * h - 1) // 2) for h in (56, 28, 14, 7)] == [112, 56, 28, 14]
 
 
+def test_traced_sizes_look_up_the_same_fast_lengths() -> None:
+    """Under jit.trace sizes are 0-dim tensors: the table lookup must pick the loop's length."""
+    n = torch.arange(1, 20_000)
+    assert fast_fft_len(n).tolist() == [fast_fft_len(int(i)) for i in n]
+
+
+@pytest.mark.parametrize("kind", ["2d", "centred", "causal"])
+def test_jit_traced_fftconv_follows_the_input_size(kind: str) -> None:
+    """Traced at one map size, the graph computes the grid and crops for the size it is given:
+    smaller than the kernel's reach, larger, and non-smooth lengths."""
+    if kind == "2d":
+
+        def conv(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+            return fftconv2d(x, h)
+
+        def direct(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+            return _direct2d(x, h)
+
+        shapes = [((6, 7), (13, 9)), ((3, 2), (13, 9)), ((17, 23), (13, 9)), ((11, 4), (35, 3))]
+    else:
+        causal = kind == "causal"
+
+        def conv(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+            return fftconv1d(x, h, causal=causal)
+
+        def direct(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+            k = h.shape[-1]
+            w = h.flip(-1)[:, None]
+            if causal:
+                return F.conv1d(F.pad(x, (k - 1, 0)), w, groups=x.shape[1])
+            return F.conv1d(x, w, padding=k // 2, groups=x.shape[1])
+
+        shapes = [((9,), (17,)), ((4,), (17,)), ((97,), (17,)), ((13,), (41,))]
+    traced = None
+    for size, k in shapes:
+        x = torch.randn(2, 3, *size, dtype=torch.float64)
+        h = torch.randn(3, *k, dtype=torch.float64)
+        if traced is None:
+            traced = torch.jit.trace(conv, (x, h))
+        torch.testing.assert_close(traced(x, h), direct(x, h), rtol=1e-10, atol=1e-10)
+
+
 def test_low_precision_inputs_are_computed_in_float32() -> None:
     x = torch.randn(1, 2, 6, 5)
     h = torch.randn(2, 11, 9)

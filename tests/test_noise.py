@@ -152,11 +152,17 @@ def test_every_seed_design_projects_its_preset_layout_onto_the_default_space() -
     space = cfg.space
     picks = preset_stages_for(len(space.stages), 4)
     assert picks == [1, 2, 3]
+    preset_grids = [56, 28, 14, 7]  # S18 at 224 px
     for name, spec in cfg.references.items():
         mixers = PRESET_MIXERS[REFERENCE_FAMILIES[name]]
         assert len(spec.stages) == len(space.stages)
-        for stage, stage_space, k in zip(spec.stages, space.stages, picks, strict=True):
+        for stage, stage_space, k, grid in zip(
+            spec.stages, space.stages, picks, spec.grid_sizes(), strict=True
+        ):
             expected = dict(mixers[k])
+            if "kernel_size" in expected:  # HyenaPixel's whole-map kernel spans the space's map
+                assert expected["kernel_size"] == 2 * preset_grids[k] - 1
+                expected["kernel_size"] = 2 * grid - 1
             assert stage.mixer.name == expected.pop("name")
             assert {k2: stage.mixer.knobs[k2] for k2 in expected} == expected
             assert stage.depth == middle_value(stage_space.depth)
@@ -168,6 +174,30 @@ def test_every_seed_design_projects_its_preset_layout_onto_the_default_space() -
         == cfg.references["caformer"].content_hash()
     )
     assert preset_stages_for(6, 4) == [0, 0, 1, 2, 2, 3]
+
+
+def test_projected_hyena_pixel_kernels_span_the_space_map_as_global_ones_do() -> None:
+    """The fixed 111/55/27/13 kernels mean "the whole 224 px map": projected onto a 32 px space
+    they build, and compute at its nominal size, exactly what ``kernel_size: global`` does (not
+    111-tap encodings on 8 x 8 maps)."""
+    import torch
+
+    from nas.arch.spec import ArchSpec
+    from nas.models import build_model
+
+    space = load_config(ROOT / "search_spaces" / "metaformer.yaml").space
+    for name in ("hpx_former", "c_hpx_former", "hpx_a_former"):
+        spec = project_reference(name, space)
+        data = spec.to_dict()
+        for stage in data["stages"]:
+            if stage["mixer"]["name"] == "hyena_pixel":
+                stage["mixer"]["kernel_size"] = "global"
+        torch.manual_seed(0)
+        fixed = build_model(spec, num_classes=4)
+        whole = build_model(ArchSpec.from_dict(data), num_classes=4)
+        whole.load_state_dict(fixed.state_dict())  # same parameter shapes, or this raises
+        x = torch.randn(2, 3, space.image_size, space.image_size)
+        torch.testing.assert_close(fixed(x), whole(x))
 
 
 def test_reference_errors_name_the_design() -> None:

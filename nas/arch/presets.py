@@ -65,8 +65,16 @@ HORNET_TINY = Layout((2, 3, 18, 2), (64, 128, 256, 512), (False,) * 4, 1e-6, HOR
 SEP = {"name": "sepconv"}
 ATT = {"name": "attention"}
 POOL = {"name": "pooling"}
-HPX = {"name": "hyena_pixel"}
 HB = {"name": "hyena", "bidirectional": True}
+HPX_KERNELS = (111, 55, 27, 13)  # 2H-1 of the S18 maps at 224 px, fixed at any input size
+
+
+def _hpx(stage: int, layernorm: bool) -> Mixer:
+    """HyenaPixel as the official model builds it in ``stage``: the 224 px kernel, and the inner
+    LayerNorm only in hpx_former (c_hpx and hpx_a have none)."""
+    return {"name": "hyena_pixel", "kernel_size": HPX_KERNELS[stage], "use_layernorm": layernorm}
+
+
 DF = {"name": "dynamic_filter"}
 GF = {"name": "global_filter"}
 PARC = {"name": "parc"}
@@ -81,10 +89,10 @@ PRESET_MIXERS: dict[str, tuple[Mixer, ...]] = {
     "poolformer_s18": (POOL,) * 4,
     "convformer_s18": (SEP,) * 4,
     "caformer_s18": (SEP, SEP, ATT, ATT),
-    "hpx_former_s18": (HPX,) * 4,
+    "hpx_former_s18": tuple(_hpx(i, True) for i in range(4)),
     "hb_former_s18": (HB,) * 4,
-    "c_hpx_former_s18": (SEP, SEP, HPX, HPX),
-    "hpx_a_former_s18": (HPX, HPX, ATT, ATT),
+    "c_hpx_former_s18": (SEP, SEP, _hpx(2, False), _hpx(3, False)),
+    "hpx_a_former_s18": (_hpx(0, False), _hpx(1, False), ATT, ATT),
     "hb_a_former_s18": (HB, HB, ATT, ATT),
     "dfformer_s18": (DF,) * 4,
     "cdfformer_s18": (SEP, SEP, DF, DF),

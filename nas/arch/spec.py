@@ -230,7 +230,9 @@ class ArchSpec:
         knobs are resolved and those at their declared defaults left out, so leaving a knob at
         its default and spelling it out hash alike, and a knob added later (whose default keeps
         the old behaviour) leaves every stored hash as it was; so do the spec fields added
-        after hashes were first stored (``_LATER_FIELDS``) while at their defaults."""
+        after hashes were first stored (``_LATER_FIELDS``) while at their defaults. A mixer
+        whose defaults changed meaning hashes under ``name@revision`` (``MixerKnobs.revision``),
+        so no old hash names it."""
         canonical = self.to_dict()
         del canonical["name"], canonical["num_classes"]
         for key, default in _LATER_FIELDS.items():
@@ -238,7 +240,8 @@ class ArchSpec:
                 del canonical[key]
         for i, (stage, stage_dict) in enumerate(zip(self.stages, canonical["stages"], strict=True)):
             stage_dict["blocks"] = [
-                {"name": m.name, **self._hashed_knobs(i, m)} for m in stage.block_mixers()
+                {"name": get_mixer(m.name).hashed_name, **self._hashed_knobs(i, m)}
+                for m in stage.block_mixers()
             ]
             del stage_dict["mixer"]
             stage_dict.pop("overrides", None)

@@ -18,15 +18,38 @@ from __future__ import annotations
 import torch
 
 _FFT_RADICES = (2, 3, 5, 7)
+_MAX_TRACED_FFT_LEN = 2**24
 
 
-def fast_fft_len(n: int) -> int:
+def _even_smooth_lengths(limit: int) -> torch.Tensor:
+    """Every even 7-smooth number up to ``limit``, ascending (a few thousand values)."""
+    lengths = [1]
+    for p in _FFT_RADICES:
+        powers = []
+        for n in lengths:
+            while n <= limit:
+                powers.append(n)
+                n *= p
+        lengths = powers
+    return torch.tensor(sorted(n for n in lengths if n % 2 == 0))
+
+
+_EVEN_SMOOTH = _even_smooth_lengths(_MAX_TRACED_FFT_LEN)
+
+
+def fast_fft_len(n: int | torch.Tensor) -> int | torch.Tensor:
     """The smallest even 7-smooth length ``>= n``.
 
     pocketfft (CPU) and cuFFT have dedicated radix-2/3/5/7 kernels, and an even length lets a real
     FFT run as a half-length complex one. For the HyenaPixel stages (H + K//2 = 111/55/27/13 at
     224 px) this gives 112/56/28/14, the same grids as the official ``max(2H, K)``.
+
+    Under ``torch.jit.trace`` sizes are traced 0-dim tensors: the length is then looked up in a
+    table of 7-smooth numbers (up to 2**24) by an op the trace records, so a traced model picks
+    the right grid at every input size; a Python loop would freeze the traced example's grid.
     """
+    if isinstance(n, torch.Tensor):
+        return _EVEN_SMOOTH[torch.searchsorted(_EVEN_SMOOTH, n)]
     if n < 1:
         raise ValueError(f"FFT length must be positive, got {n}")
     m = n + (n % 2)
@@ -38,8 +61,13 @@ def fast_fft_len(n: int) -> int:
 def _is_smooth(n: int) -> bool:
     for p in _FFT_RADICES:
         while n % p == 0:
-            n //= p
+            n = n // p
     return n == 1
+
+
+def _min(a: int | torch.Tensor, b: int | torch.Tensor) -> int | torch.Tensor:
+    """``min(a, b)`` of sizes without a Python branch, so ``torch.jit.trace`` records it."""
+    return b + (a - b) * (a < b)
 
 
 def centred_min_fft_len(length: int, kernel: int) -> int:
@@ -49,12 +77,12 @@ def centred_min_fft_len(length: int, kernel: int) -> int:
     beyond aliases onto the kept part unless the length is at least ``L + K//2`` (and the kernel,
     after cropping to its useful reach ``2L - 1``, must fit).
     """
-    return length + min(kernel, 2 * length - 1) // 2
+    return length + _min(kernel, 2 * length - 1) // 2
 
 
 def causal_min_fft_len(length: int, kernel: int) -> int:
     """Shortest FFT length for which a causal convolution does not wrap around: ``L + K - 1``."""
-    return length + min(kernel, length) - 1
+    return length + _min(kernel, length) - 1
 
 
 def fftconv2d(
@@ -74,7 +102,8 @@ def fftconv2d(
         )
     height, width = x.shape[-2:]
     h = _crop_centred(_crop_centred(h, -2, height), -1, width)
-    return _fftconv(x, h, _grid(fft_size, (height, width), h.shape[-2:], causal=False), False)
+    grid = _grid(fft_size, (height, width), h.shape[-2:], causal=False)
+    return _fftconv(x, h, grid, causal=False, wraps=fft_size is not None)
 
 
 def fftconv1d(
@@ -93,20 +122,19 @@ def fftconv1d(
             f"fftconv1d expects x (B, C, L) and h (C, K), got {tuple(x.shape)} and {tuple(h.shape)}"
         )
     length = x.shape[-1]
-    h = h[..., :length] if causal else _crop_centred(h, -1, length)
+    h = h.narrow(-1, 0, _min(h.shape[-1], length)) if causal else _crop_centred(h, -1, length)
     size = None if fft_size is None else (fft_size,)
-    return _fftconv(x, h, _grid(size, (length,), h.shape[-1:], causal=causal), causal)
+    grid = _grid(size, (length,), h.shape[-1:], causal=causal)
+    return _fftconv(x, h, grid, causal=causal, wraps=fft_size is not None)
 
 
 def _crop_centred(h: torch.Tensor, dim: int, length: int) -> torch.Tensor:
     """Keep the taps of a centred odd kernel that can reach a map of ``length`` (offsets < L)."""
     k = h.shape[dim]
-    if k % 2 == 0:
+    if isinstance(k, int) and k % 2 == 0:
         raise ValueError(f"centred kernels need odd sizes, got {k} along dim {dim}")
-    reach = 2 * length - 1
-    if k <= reach:
-        return h
-    return h.narrow(dim, k // 2 - (length - 1), reach)
+    kept = _min(k, 2 * length - 1)
+    return h.narrow(dim, (k - kept) // 2, kept)
 
 
 def _grid(
@@ -129,9 +157,12 @@ def _grid(
     return tuple(fft_size)
 
 
-def _fftconv(x: torch.Tensor, h: torch.Tensor, grid: tuple[int, ...], causal: bool) -> torch.Tensor:
-    """Linear convolution over the last ``len(grid)`` dims by rfftn on ``grid``, then the crop."""
-    if h.shape[0] != x.shape[1]:
+def _fftconv(
+    x: torch.Tensor, h: torch.Tensor, grid: tuple[int, ...], causal: bool, wraps: bool
+) -> torch.Tensor:
+    """Linear convolution over the last ``len(grid)`` dims by rfftn on ``grid``, then the crop
+    (``wraps``: a caller's grid, which may be below the wrap-free minimum)."""
+    if not torch.jit.is_tracing() and h.shape[0] != x.shape[1]:
         raise ValueError(f"kernel has {h.shape[0]} channels, input has {x.shape[1]}")
     dims = tuple(range(-len(grid), 0))
     dtype = torch.promote_types(torch.promote_types(x.dtype, h.dtype), torch.float32)
@@ -141,7 +172,7 @@ def _fftconv(x: torch.Tensor, h: torch.Tensor, grid: tuple[int, ...], causal: bo
         y = torch.fft.irfftn(x_f * h_f, s=grid, dim=dims)
     for dim, n, k in zip(dims, x.shape[-len(grid) :], h.shape[1:], strict=True):
         start = 0 if causal else k // 2
-        if start + n > y.shape[dim]:  # a grid below the minimum: the crop wraps around too
+        if wraps:  # a grid below the minimum may wrap the crop around too
             y, start = y.roll(-start, dim), 0
         y = y.narrow(dim, start, n)
     return y.to(x.dtype)

@@ -41,23 +41,27 @@ def sincos_embedding_2d(emb_dim: int, height: int, width: int) -> torch.Tensor:
 
 
 def exp_embedding_1d(emb_dim: int, length: int, causal: bool) -> torch.Tensor:
-    """Hyena's 1D filter encoding ``(emb_dim, length)``: a time channel and exponential bands.
+    """Hyena's 1D filter encoding ``(emb_dim, length)``: a time channel and exponential bands,
+    computed as the official Hyena code does (so the initial values are the same floats).
 
     The time channel runs 0 -> 1 over a causal kernel; for a bidirectional (centred, odd) kernel it
     is symmetric, 1 at offset 0 and 0 at both ends, so the MLP sees ``|offset|``. The remaining
-    ``emb_dim - 1`` channels are cos/sin of ``(emb_dim - 1) // 2`` frequency bands.
+    ``emb_dim - 1`` channels are the real and imaginary parts of ``exp(-i f w)`` (cos, then -sin)
+    for ``(emb_dim - 1) // 2`` frequency bands.
     """
     if emb_dim % 2 == 0 or emb_dim < 3:
         raise ValueError(f"1D filter encoding needs an odd emb_dim >= 3, got {emb_dim}")
     if causal:
         t = torch.linspace(0.0, 1.0, length)
+    elif length % 2 == 1:
+        rising = torch.linspace(0.0, 1.0, length // 2 + 1)
+        t = torch.cat([rising[:-1], rising.flip(0)])
     else:
-        centre = (length - 1) / 2
-        t = 1.0 - (torch.arange(float(length)) - centre).abs() / max(centre, 1.0)
+        raise ValueError(f"a centred 1D kernel needs an odd number of taps, got {length}")
     bands = (emb_dim - 1) // 2
-    phase = 2 * math.pi * torch.arange(float(length))[:, None] / length
-    angle = torch.linspace(1e-4, bands - 1, bands)[None, :] * phase
-    return torch.cat([t[None], angle.cos().T, angle.sin().T])
+    phase = 2 * math.pi * torch.linspace(0, length - 1, length)[:, None] / length
+    z = torch.exp(-1j * torch.linspace(1e-4, bands - 1, bands)[None, :] * phase)
+    return torch.cat([t[None], z.real.T, z.imag.T])
 
 
 def resample_centred(grid: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
@@ -65,9 +69,10 @@ def resample_centred(grid: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
 
     ``align_corners=False`` maps tap centres onto tap centres, so an odd grid's middle tap lands
     on the new middle tap; antialiasing keeps large downsampling factors (111 -> 13) from aliasing.
-    A grid already at ``size`` is returned as is.
+    A grid already at ``size`` is returned as is, except under ``torch.jit.trace``: there the
+    (exact, identity) resize is recorded so that the traced model follows other input sizes.
     """
-    if tuple(grid.shape[1:]) == tuple(size):
+    if not torch.jit.is_tracing() and tuple(grid.shape[1:]) == tuple(size):
         return grid
     if grid.dim() == 2:
         out = F.interpolate(
@@ -82,30 +87,63 @@ def resample_centred(grid: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     return out[0]
 
 
-def centred_offsets(size: int, nominal: int, device: torch.device | None = None) -> torch.Tensor:
-    """Offset of each of ``size`` taps from the centre, in taps of a ``nominal``-tap grid.
+def centred_offsets(
+    size: int, nominal: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Offset of each of ``size`` taps from the centre, in taps of a ``nominal``-tap grid
+    (``dtype``: default float dtype unless given, e.g. float64 for a float64 filter).
 
     These are the positions ``resample_centred`` samples (tap centres mapped onto tap centres);
     the middle tap of an odd kernel is exactly 0 and the offsets are exactly antisymmetric.
     """
-    return (torch.arange(size, device=device) + 0.5 - size / 2) * (nominal / size)
+    taps = torch.arange(size, device=device, dtype=dtype or torch.get_default_dtype())
+    # (i + 1/2 - size/2) * nominal/size, with every division by a size done in ``dtype`` (a traced
+    # size is a 0-dim int tensor, and dividing it by a number would round in float32)
+    return (2 * taps + 1 - size) * nominal / (2 * size)
 
 
 def radial_distance(
-    size: tuple[int, int], nominal: int, device: torch.device | None = None
+    size: tuple[int, int],
+    nominal: int,
+    device: torch.device | None = None,
+    resize: str = "stretch",
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Distance of every tap of a ``size`` kernel from its centre, in nominal-grid pixels."""
-    rows = centred_offsets(size[0], nominal, device)
-    cols = centred_offsets(size[1], nominal, device)
+    """Distance of every tap of a ``size`` kernel from its centre, in nominal-grid pixels.
+
+    ``resize="official"`` is the rule of the official HyenaPixel conversion to another kernel
+    size (``interpolate_hpx_former_s18_state_dict``): distances on a resized kernel count twice,
+    ``2K/K'`` per new tap instead of ``K/K'``, so the window decays twice as steeply; at the stored
+    size both rules agree. (Per axis; the official code handles square kernels only.)
+    """
+    rows, cols = (
+        centred_offsets(n, nominal, device, dtype) * _resize_factor(n, nominal, resize)
+        for n in size
+    )
     return torch.hypot(rows[:, None], cols[None, :])
 
 
+RESIZE_RULES = ("stretch", "official")
+
+
+def _resize_factor(size: int, nominal: int, resize: str) -> int | torch.Tensor:
+    """1, or for the official rule 2 on a resized axis (without a branch on ``size``, which is a
+    traced tensor under ``torch.jit.trace``)."""
+    if resize not in RESIZE_RULES:
+        raise ValueError(f"resize rule must be one of {RESIZE_RULES}, got {resize!r}")
+    return 1 + (size != nominal) if resize == "official" else 1
+
+
 def offset_distance(
-    size: int, nominal: int, causal: bool, device: torch.device | None = None
+    size: int,
+    nominal: int,
+    causal: bool,
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Normalised lag of every tap of a 1D kernel: on the nominal grid, 0 at offset 0 and 1 at the
     far end(s); other sizes sample it where ``resample_centred`` samples the encoding."""
-    offsets = centred_offsets(size, nominal, device)
+    offsets = centred_offsets(size, nominal, device, dtype)
     if causal:
         return (offsets + (nominal - 1) / 2) / max(nominal - 1, 1)
     return offsets.abs() / max((nominal - 1) / 2, 1.0)
@@ -120,8 +158,10 @@ def initial_decay_rates(channels: int) -> torch.Tensor:
 
 
 def exponential_decay(
-    distance: torch.Tensor, rates: torch.Tensor, shift: torch.Tensor
+    distance: torch.Tensor, rates: torch.Tensor, shift: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """``exp(-distance * |rate_c|) + shift_c`` per channel: ``(channels, *distance.shape)``."""
+    """``exp(-distance * |rate_c|) + shift_c`` per channel: ``(channels, *distance.shape)``;
+    no shift is a shift of 0 (the official Hyena's fixed window)."""
     view = (-1,) + (1,) * distance.dim()
-    return torch.exp(-distance * rates.abs().view(view)) + shift.view(view)
+    window = torch.exp(-distance * rates.abs().view(view))
+    return window if shift is None else window + shift.view(view)

@@ -8,7 +8,8 @@ Order ``N`` uses ``N + 1`` gates ``g_0 .. g_N`` (projections after the short con
 This is the Hyena recursion ``z_{i+1} = x_i . (h_i * z_i)`` with the first filter being the short
 convolution alone, as in the official Hyena and HyenaPixel code: order 2 is exactly HyenaPixel's
 ``v . (h * (q . k) + D . (q . k))`` with one long filter per block, which is what its published
-parameter count (29M for hpx_former_s18) implies.
+parameter count (29M for hpx_former_s18) implies. The optional LayerNorms (bias-free) use the
+official eps 1e-5 (``NORM_EPS``), not the MetaFormer blocks' 1e-6.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import torch
 from torch import nn
 
 from nas.layers.norms import LayerNorm2dNoBias
+
+NORM_EPS = 1e-5
 
 
 def default_filter_emb_dim(dim: int) -> int:
@@ -34,7 +37,8 @@ class HyenaRecurrence(nn.Module):
         super().__init__()
         self.skip = nn.Parameter(torch.randn(order - 1, dim))
         self.norms = nn.ModuleList(
-            LayerNorm2dNoBias(dim) if use_layernorm else nn.Identity() for _ in range(order - 1)
+            LayerNorm2dNoBias(dim, eps=NORM_EPS) if use_layernorm else nn.Identity()
+            for _ in range(order - 1)
         )
 
     def forward(

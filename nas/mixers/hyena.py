@@ -4,6 +4,11 @@ Poli et al. 2023; the bidirectional variant is from Spravil et al. 2024. The map
 sequence of L = H * W tokens; a kernel of 2L - 1 taps centred on offset 0 reaches every token from
 every other, while the causal variant (kernel of L lags, causal short convolution) keeps the whole
 mixer causal in raster order. Channels-last in and out.
+
+The projection's gates are in the official order ``(x_0 .. x_{N-1}, v)``: the recurrence starts
+from ``v`` and gates with ``x_{N-1}`` first and ``x_0`` last, so official weights need no
+reordering. The short convolution is a Conv1d the backbone's init does not touch; it keeps
+PyTorch's default init, as in the official models.
 """
 
 from __future__ import annotations
@@ -16,16 +21,16 @@ from torch.nn import functional as F
 
 from nas.functional.fftconv import fftconv1d
 from nas.functional.resize import grid_or_default
-from nas.layers.hyena_recurrence import (
-    HyenaRecurrence,
-    default_filter_emb_dim,
-)
+from nas.layers.hyena_recurrence import NORM_EPS, HyenaRecurrence, default_filter_emb_dim
 from nas.layers.implicit_filter import ImplicitFilter1d
 from nas.layers.norms import LayerNormNoBias
+from nas.layers.own_init import OwnInit
 from nas.mixers.knobs.hyena import HyenaKnobs
 
+torch.fx.wrap("fftconv1d")
 
-class Hyena(nn.Module):
+
+class Hyena(nn.Module, OwnInit):
     """1D Hyena token mixer on the raster order of the map.
 
     Knobs: :class:`HyenaKnobs`.
@@ -48,10 +53,16 @@ class Hyena(nn.Module):
             hidden=k.filter_width or 2 * (emb_dim - 1),
             nominal_length=grid_or_default(k.grid_size) ** 2,
             causal=self.causal,
+            learnable_decay=k.learnable_decay,
         )
         self.recurrence = HyenaRecurrence(dim, k.order, k.use_layernorm)
-        self.out_norm = LayerNormNoBias(dim) if k.use_layernorm else nn.Identity()
+        self.out_norm = LayerNormNoBias(dim, eps=NORM_EPS) if k.use_layernorm else nn.Identity()
         self.out_proj = nn.Linear(dim, dim)
+
+    def init_weights(self) -> None:
+        """PyTorch's default init for the short Conv1d, which the official backbone leaves as
+        constructed (its init covers Linear and Conv2d only)."""
+        self.short_conv.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, H, W, C) -> (B, H, W, C)``; tokens interact along the raster order."""
@@ -64,5 +75,6 @@ class Hyena(nn.Module):
         def long_conv(z: torch.Tensor, i: int) -> torch.Tensor:
             return fftconv1d(z.flatten(2), filters[i], self.causal).view_as(z)
 
-        y = self.recurrence(u.chunk(self.order + 1, dim=1), long_conv)
+        gates = u.chunk(self.order + 1, dim=1)[::-1]  # official (x_0 .. x_{N-1}, v): v first
+        y = self.recurrence(gates, long_conv)
         return self.out_proj(self.out_norm(y.permute(0, 2, 3, 1)))

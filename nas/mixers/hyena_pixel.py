@@ -3,6 +3,11 @@
 Spravil et al. 2024. A 1x1 projection to ``order + 1`` gates and a depthwise short convolution
 give local context; each long convolution, computed by FFT, lets every pixel see the whole map
 (kernel 2H-1) at a cost that does not grow with the kernel. Channels-last in and out.
+
+The official models fix the kernel per stage from the 224 px map (111/55/27/13, also on a 384 px
+input); ``kernel_size: global`` instead follows the actual map (2H-1). The FFT convolution is a
+``torch.fx`` leaf (its size logic runs on the actual sizes), and the module traces with
+``torch.jit.trace`` into a graph that follows the input size.
 """
 
 from __future__ import annotations
@@ -14,13 +19,12 @@ from torch import nn
 
 from nas.functional.fftconv import fftconv2d
 from nas.functional.resize import grid_or_default
-from nas.layers.hyena_recurrence import (
-    HyenaRecurrence,
-    default_filter_emb_dim,
-)
+from nas.layers.hyena_recurrence import NORM_EPS, HyenaRecurrence, default_filter_emb_dim
 from nas.layers.implicit_filter import ImplicitFilter2d
 from nas.layers.norms import LayerNormNoBias
 from nas.mixers.knobs.hyena import HyenaPixelKnobs
+
+torch.fx.wrap("fftconv2d")
 
 
 class HyenaPixel(nn.Module):
@@ -48,9 +52,11 @@ class HyenaPixel(nn.Module):
             emb_dim=emb_dim,
             hidden=k.filter_width or 2 * emb_dim,
             nominal_size=nominal,
+            learnable_decay=k.learnable_decay,
+            resize=k.decay_resize,
         )
         self.recurrence = HyenaRecurrence(dim, k.order, k.use_layernorm)
-        self.out_norm = LayerNormNoBias(dim) if k.use_layernorm else nn.Identity()
+        self.out_norm = LayerNormNoBias(dim, eps=NORM_EPS) if k.use_layernorm else nn.Identity()
         self.out_proj = nn.Linear(dim, dim)
 
     def kernel_shape(self, height: int, width: int) -> tuple[int, int]:

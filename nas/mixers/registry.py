@@ -17,7 +17,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from nas.errors import NasError
 from nas.typed_config import ConfigError, check_range, convert, suggest
@@ -33,7 +33,14 @@ class KnobError(NasError):
 
 
 class MixerKnobs:
-    """Base of a mixer's knob declaration (subclasses are frozen dataclasses)."""
+    """Base of a mixer's knob declaration (subclasses are frozen dataclasses).
+
+    ``revision`` is raised when what a knob's default builds changes (a default's meaning, not a
+    new knob): content hashes then name the mixer ``name@revision``, so a hash stored for the old
+    network never names the new one.
+    """
+
+    revision: ClassVar[int] = 1
 
     def check(self, dim: int) -> None:
         """Raise ``ValueError('<knob>: ...')`` for values the types admit but ``dim`` cannot use."""
@@ -110,6 +117,12 @@ class MixerEntry:
     @property
     def defaults(self) -> dict[str, Any]:
         return self.knobs.defaults()
+
+    @property
+    def hashed_name(self) -> str:
+        """The name content hashes use: ``name``, or ``name@revision`` from revision 2 on."""
+        revision = self.knobs.revision
+        return self.name if revision == 1 else f"{self.name}@{revision}"
 
     @cached_property
     def cls(self) -> type[nn.Module]:

@@ -8,8 +8,10 @@ names preset families; each is projected onto the space by one rule:
   space gets stages 2-4 of the S18 layout: the late stages are where the designs differ); a
   space with more stages than the preset spreads them, stage ``i`` taking preset stage
   ``i * 4 // N``;
-* each stage keeps the preset's mixer and knobs (e.g. HyenaPixel's global kernels, gnConv's
-  orders, attention where the hybrid puts it);
+* each stage keeps the preset's mixer and knobs (e.g. gnConv's orders, attention where the
+  hybrid puts it), with their meaning: a kernel that spans the preset's whole nominal map
+  (``kernel_size`` 2 * grid - 1, HyenaPixel's fixed 111/55/27/13 at 224 px) spans the space's
+  whole nominal map (2 * grid - 1 at the space's image size), not 111 taps on an 8 x 8 map;
 * depth, width and MLP ratio are the space's middle choice of that stage (the upper of the two
   middle values for an even count, the midpoint of a range), ``res_scale`` and the whole-model
   settings (image size, head, stem, downsampling, drop path) are the space's; the block type and
@@ -23,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nas.arch.presets import PRESET_MIXERS
+from nas.arch.presets import PRESET_MIXERS, PRESETS
 from nas.arch.spec import ArchSpec, SpecError
 from nas.search.space import Param, SearchSpace
 from nas.typed_config import ConfigError, suggest
@@ -76,36 +78,46 @@ def preset_stages_for(n_space: int, n_preset: int) -> list[int]:
 
 def project_reference(name: str, space: SearchSpace) -> ArchSpec:
     """The seed design ``name`` at the space's scale; ``SpecError`` names it if it cannot be."""
-    mixers = PRESET_MIXERS[REFERENCE_FAMILIES[name]]
-    stages = []
-    for stage, k in zip(
-        space.stages, preset_stages_for(len(space.stages), len(mixers)), strict=True
-    ):
-        stages.append(
-            {
-                "depth": middle_value(stage.depth),
-                "dim": middle_value(stage.dim),
-                "mixer": dict(mixers[k]),
-                "mlp_ratio": middle_value(stage.mlp_ratio),
-                "res_scale": stage.res_scale,
-            }
-        )
+    preset = REFERENCE_FAMILIES[name]
+    mixers = PRESET_MIXERS[preset]
+    picks = preset_stages_for(len(space.stages), len(mixers))
+    stages = [
+        {
+            "depth": middle_value(stage.depth),
+            "dim": middle_value(stage.dim),
+            "mixer": dict(mixers[k]),
+            "mlp_ratio": middle_value(stage.mlp_ratio),
+            "res_scale": stage.res_scale,
+        }
+        for stage, k in zip(space.stages, picks, strict=True)
+    ]
+    data = {
+        "name": name,
+        "image_size": space.image_size,
+        "drop_path_rate": space.drop_path_rate,
+        "head": dict(space.head),
+        "stem": dict(space.stem),
+        "downsample": dict(space.downsample),
+        "stages": stages,
+    }
     try:
-        return ArchSpec.from_dict(
-            {
-                "name": name,
-                "image_size": space.image_size,
-                "drop_path_rate": space.drop_path_rate,
-                "head": dict(space.head),
-                "stem": dict(space.stem),
-                "downsample": dict(space.downsample),
-                "stages": stages,
-            }
-        )
+        preset_grids = PRESETS[preset]().grid_sizes()
+        space_grids = ArchSpec.from_dict(data).grid_sizes()
+        for stage, k, grid in zip(stages, picks, space_grids, strict=True):
+            stage["mixer"] = span_whole_map(stage["mixer"], preset_grids[k], grid)
+        return ArchSpec.from_dict(data)
     except SpecError as err:
         raise SpecError(
             f"references: seed design {name!r} cannot be projected onto the space: {err}"
         ) from None
+
+
+def span_whole_map(mixer: dict[str, Any], preset_grid: int, grid: int) -> dict[str, Any]:
+    """``mixer`` with a kernel spanning the preset's whole map (``2 * preset_grid - 1``) made to
+    span a ``grid`` map instead; other mixers and kernels as they are."""
+    if mixer.get("kernel_size") == 2 * preset_grid - 1:
+        return {**mixer, "kernel_size": 2 * grid - 1}
+    return mixer
 
 
 def project_references(names: Sequence[str], space: SearchSpace) -> dict[str, ArchSpec]:

@@ -29,6 +29,10 @@ VARIANTS: dict[str, list[dict]] = {
         {"attention_share": 0.0},
     ],
     "acmix": [{"head_dim": 8, "kernel_conv": 5, "kernel_att": 3, "qkv_bias": True}],
+    "gnconv": [{"order": 4, "filter": "gf"}],
+    "parc": [{"variant": "oversize", "pointwise": True}],
+    "parc_v2": [{"expansion_ratio": 3.0, "kernel_size": 5}],
+    "global_filter": [{"pointwise": False}],
 }
 """Knob settings that build different parameters or code paths, checked beside the defaults."""
 
@@ -53,6 +57,7 @@ def test_all_seed_mixers_registered() -> None:
         "hyena",
         "gnconv",
         "parc",
+        "parc_v2",
         "dynamic_filter",
         "global_filter",
         "neighborhood_attention",
@@ -78,6 +83,10 @@ def test_shape_preserved_at_every_resolution(name: str, knobs: dict) -> None:
 @pytest.mark.parametrize(("name", "knobs"), CASES, ids=IDS)
 def test_gradients_reach_every_parameter(name: str, knobs: dict) -> None:
     mixer = _make(name, knobs)
+    with torch.no_grad():  # a zero-initialised layer (GCNet's last) blocks the ones before it
+        for p in mixer.parameters():
+            if not p.any():
+                p.normal_(std=0.02)
     x = torch.randn(2, 6, 10, DIM, requires_grad=True)
     mixer(x).square().mean().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()

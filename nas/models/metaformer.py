@@ -16,6 +16,7 @@ from torch import nn
 
 from nas.arch.spec import ArchSpec, MixerSpec
 from nas.layers import LayerNormNoBias, SquaredReLU, StarReLU
+from nas.layers.own_init import apply_own_init
 from nas.mixers.registry import get_mixer
 
 
@@ -166,9 +167,7 @@ class MetaFormer(nn.Module):
             for i, s in enumerate(spec.stages)
         ]
         self.apply(_init_weights)
-        for module in self.modules():
-            if getattr(module, "mixer_name", None) and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        apply_own_init(self)
 
     def _make_mixer(self, stage: int, dim: int, mixer: MixerSpec) -> nn.Module:
         return get_mixer(mixer.name).cls(dim, **self.spec.resolved_knobs(stage, mixer))
@@ -206,7 +205,7 @@ class MetaFormer(nn.Module):
 
 def _init_weights(module: nn.Module) -> None:
     """timm's MetaFormer init: truncated normal (std 0.02) weights, zero biases. A mixer whose
-    parameters need their own init (e.g. implicit filters) restores it in ``reset_parameters``."""
+    parameters need their own init (e.g. implicit filters) restores it as an ``OwnInit``."""
     if isinstance(module, (nn.Conv2d, nn.Linear)):
         trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:

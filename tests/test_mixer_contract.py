@@ -182,12 +182,16 @@ def test_fx_traces_with_timm_leaf_modules(name: str, knobs: dict) -> None:
 @pytest.mark.parametrize(("name", "knobs"), CASES, ids=IDS)
 def test_compiles_in_one_graph_and_equals_eager(name: str, knobs: dict) -> None:
     """``fullgraph=True`` turns any graph break into an error; the eager backend makes that check
-    cheap (inductor's code generation is checked on a few mixers below)."""
+    cheap (inductor's code generation is checked below). Both graphs: a training step's (train
+    mode, grad on) and a throughput measurement's (eval mode, no grad)."""
     torch._dynamo.reset()
-    mixer = _make(name, knobs)  # train mode, grad enabled: the graph a training step compiles
+    mixer = _make(name, knobs)
     compiled = torch.compile(mixer, backend="eager", fullgraph=True)
     x = torch.randn(2, 6, 10, DIM)
     torch.testing.assert_close(compiled(x), mixer(x))
+    mixer.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), mixer(x))
 
 
 def test_inductor_compiled_equals_eager() -> None:

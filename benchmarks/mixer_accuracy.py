@@ -49,6 +49,7 @@ MIXERS: dict[str, dict] = {
     "hyena (bidirectional)": {"name": "hyena"},
     "gnconv (order 3)": {"name": "gnconv"},
     "parc (circular)": {"name": "parc"},
+    "parc_v2 (ParCNetV2, 2H-1 zero-padded)": {"name": "parc_v2"},
     "dynamic_filter": {"name": "dynamic_filter"},
     "global_filter": {"name": "global_filter"},
 }

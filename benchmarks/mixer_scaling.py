@@ -51,10 +51,11 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "gnconv (order 3, gf)": ("gnconv", {"order": 3, "filter": "gf"}),
     "parc (circular)": ("parc", {}),
     "parc (2H-1 padded)": ("parc", {"variant": "oversize"}),
+    "parc_v2 (ParCNetV2)": ("parc_v2", {}),
     "dynamic_filter": ("dynamic_filter", {}),
     "global_filter": ("global_filter", {}),
 }
-FFT_MIXERS = ("hyena", "parc", "dynamic_filter", "global_filter")
+FFT_MIXERS = ("hyena", "parc", "parc_v2", "dynamic_filter", "global_filter")
 
 
 def saved_activation_bytes(step: Callable[[], torch.Tensor]) -> int:

@@ -1,5 +1,5 @@
 """Oracles and contract checks for the global (FFT-based) and gated mixers: gnconv, parc,
-dynamic_filter, global_filter, and the functional ops under them."""
+parc_v2, dynamic_filter, global_filter, and the functional ops under them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from nas.mixers.dynamic_filter import DynamicFilter
 from nas.mixers.global_filter import GlobalFilter
 from nas.mixers.gnconv import GnConv
 from nas.mixers.parc import ParC
+from nas.mixers.parc_v2 import ParCV2
 from nas.mixers.registry import create_mixer, get_mixer
 
 F64 = torch.float64
@@ -93,7 +94,7 @@ def test_spectral_filter_of_ones_is_identity() -> None:
 
 def test_resize_keeps_same_size_endpoints_and_constants() -> None:
     line = torch.randn(3, 5)
-    assert resize_line(line, 5) is line
+    assert torch.equal(resize_line(line, 5), line)  # interpolated, and exactly the identity
     longer = resize_line(line, 9)
     torch.testing.assert_close(longer[:, [0, -1]], line[:, [0, -1]])
     torch.testing.assert_close(longer[:, ::2], line)
@@ -155,6 +156,55 @@ def test_circular_parc_without_pe_is_roll_equivariant(dim: int) -> None:
             conv.pe.normal_()
     shifted = with_pe(torch.roll(x, 3, dims=dim))
     assert not torch.allclose(shifted, torch.roll(with_pe(x), 3, dims=dim))
+
+
+# ---------------------------------------------------------------- parc_v2 (ParCNetV2)
+
+
+def _parc_v2_direct(m: ParCV2, x: torch.Tensor) -> torch.Tensor:
+    """ParCNetV2's ``ParC_V2`` with F.conv2d: 1x1 projection with bias, GELU on the gate half,
+    a (2H-1, 1) then a (1, 2W-1) zero-padded depthwise conv plus a 7x7 one, gating, 1x1."""
+    value, gate = _nchw(m.pwconv1(x)).chunk(2, dim=1)
+    gate = F.gelu(gate)
+    c, h, w = gate.shape[1:]
+    taps_h = resize_line(m.oversize.conv_h.kernel, 2 * h - 1)
+    taps_w = resize_line(m.oversize.conv_w.kernel, 2 * w - 1)
+    far = F.conv2d(gate, taps_h[:, None, :, None], padding=(h - 1, 0), groups=c)
+    far = F.conv2d(far, taps_w[:, None, None, :], padding=(0, w - 1), groups=c)
+    near = F.conv2d(gate, m.dwconv.weight, padding=m.dwconv.padding, groups=c)
+    return m.pwconv2(_nhwc(value * (far + near)))
+
+
+@pytest.mark.parametrize("size", [(6, 6), (6, 9), (11, 4), (1, 3)])
+def test_parc_v2_matches_direct_conv_composition(size: tuple[int, int]) -> None:
+    m = ParCV2(8, grid_size=6).double()
+    with torch.no_grad():
+        m.pwconv1.bias.normal_()
+    x = torch.randn(2, *size, 8, dtype=F64)
+    torch.testing.assert_close(m(x), _parc_v2_direct(m, x))
+
+
+def test_parc_v2_oversize_kernels_reach_the_whole_map_without_wrap() -> None:
+    m = ParCV2(2, grid_size=5).double()  # 2 gate channels, kernels of 2 * 5 - 1 = 9 taps
+    x = torch.zeros(1, 5, 5, 2, dtype=F64)
+    x[0, 0, 0] = 1.0  # an impulse in the top-left corner
+    y = m.oversize(x)
+    assert (y[0].abs() > 0).all()  # every position sees it
+    # Cross-correlation: output (i, j) reads the impulse through taps (4 - i, 4 - j); a circular
+    # conv would instead wrap part of the kernel around onto the far rows and columns.
+    kh, kw = m.oversize.conv_h.kernel, m.oversize.conv_w.kernel
+    expected = kh[:, :5].flip(-1).t()[:, None, :] * kw[:, :5].flip(-1).t()[None, :, :]
+    torch.testing.assert_close(y[0], expected)
+
+
+def test_parc_v2_follows_the_official_layout() -> None:
+    m = ParCV2(64, grid_size=14)
+    assert (m.pwconv1.in_features, m.pwconv1.out_features) == (64, 128)
+    assert m.pwconv1.bias is not None and m.pwconv2.bias is None and m.dwconv.bias is None
+    assert m.oversize.conv_h.kernel.shape == m.oversize.conv_w.kernel.shape == (64, 27)
+    assert m.dwconv.weight.shape == (64, 1, 7, 7)
+    params = sum(p.numel() for p in m.parameters())
+    assert params == 64 * 128 + 128 + 2 * 64 * 27 + 64 * 49 + 64 * 64
 
 
 # ---------------------------------------------------------------- global / dynamic filter
@@ -302,6 +352,9 @@ def test_registered_knobs() -> None:
             "variant: expected one of 'circular', 'oversize', found 'wrap'",
         ),
         ("parc", 64, {"grid_size": 0}, "grid_size: expected >= 1, found 0"),
+        ("parc_v2", 5, {"expansion_ratio": 1.5}, "int(1.5 * 5) must be even and >= 2, found 7"),
+        ("parc_v2", 64, {"kernel_size": 6}, "kernel_size: expected an odd int, found 6"),
+        ("parc_v2", 64, {"expansion_ratio": 0.0}, "expansion_ratio: expected > 0, found 0.0"),
         ("dynamic_filter", 64, {"num_filters": 0}, "num_filters: expected >= 1, found 0"),
         (
             "dynamic_filter",

@@ -47,6 +47,7 @@ MIXER_SHORT = {
     "hyena": "hyena",
     "gnconv": "gn",
     "parc": "parc",
+    "parc_v2": "parc2",
     "dynamic_filter": "df",
     "global_filter": "gf",
 }

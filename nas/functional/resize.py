@@ -4,6 +4,11 @@ Global mixers store their spatial weights at a nominal feature-map size (``grid_
 them at run time to the actual map, so one model runs at any input resolution. Interpolation
 uses ``align_corners=True`` like the reference implementations (Fast-ParC, HorNet, DFFormer), so
 the end points of a kernel or filter are kept exactly.
+
+Weights are interpolated even at their stored size, where ``align_corners=True`` interpolation is
+exactly the identity: a shortcut would be a Python branch on the map size, which
+``torch.jit.trace`` freezes, so a model traced at its nominal resolution would silently run the
+unresized weights at every other size.
 """
 
 from __future__ import annotations
@@ -22,8 +27,6 @@ def grid_or_default(grid_size: int | None) -> int:
 
 def resize_line(weight: Tensor, length: int) -> Tensor:
     """Linearly resize ``weight`` of shape ``(C, L)`` to ``(C, length)``."""
-    if weight.shape[-1] == length:
-        return weight
     return F.interpolate(weight.unsqueeze(0), size=length, mode="linear", align_corners=True)[0]
 
 
@@ -34,8 +37,6 @@ def resize_grid(weight: Tensor, size: tuple[int, int], mode: str = "bicubic") ->
     real and imaginary parts are then interpolated independently, as in GFNet/HorNet/DFFormer.
     """
     h, w, *rest = weight.shape
-    if (h, w) == tuple(size):
-        return weight
     flat = weight.reshape(h, w, -1).permute(2, 0, 1).unsqueeze(0)
     flat = F.interpolate(flat, size=size, mode=mode, align_corners=True)
     return flat[0].permute(1, 2, 0).reshape(*size, *rest)

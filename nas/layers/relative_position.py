@@ -19,9 +19,10 @@ import torch
 from torch import Tensor, nn
 
 from nas.functional.resize import resize_grid
+from nas.layers.own_init import OwnInit
 
 
-class RelativePositionBias(nn.Module):
+class RelativePositionBias(OwnInit, nn.Module):
     """Per-head bias ``B[n, query, key]`` of the query-to-key offset on an ``h x w`` grid.
 
     ``size`` is the nominal grid (an int for a square one) the table is stored at; the table is
@@ -33,12 +34,14 @@ class RelativePositionBias(nn.Module):
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         height, width = self.size
         self.table = nn.Parameter(torch.empty(num_heads, 2 * height - 1, 2 * width - 1))
+        self.init_weights()
+
+    def init_weights(self) -> None:
         nn.init.trunc_normal_(self.table, std=0.02)
 
     def table_at(self, height: int, width: int) -> Tensor:
-        """The table ``(heads, 2h-1, 2w-1)`` for an ``h x w`` grid; ``table`` itself at ``size``."""
-        if (height, width) == self.size:
-            return self.table
+        """The table ``(heads, 2h-1, 2w-1)`` for an ``h x w`` grid (``table`` itself at ``size``;
+        resized even there, see :mod:`nas.functional.resize`)."""
         grid = resize_grid(self.table.permute(1, 2, 0), (2 * height - 1, 2 * width - 1))
         return grid.permute(2, 0, 1)
 

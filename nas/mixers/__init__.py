@@ -22,6 +22,7 @@ _MODULES = [
     "multi_axis_attention",
     "neighborhood_attention",
     "parc",
+    "parc_v2",
     "pooling",
     "sepconv",
 ]

@@ -27,14 +27,17 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from timm.layers import register_notrace_module
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from nas.layers.own_init import OwnInit
 from nas.mixers.knobs.attention import num_heads
 from nas.mixers.knobs.hybrid_attention import ACmixKnobs
 
 
-class ACmix(nn.Module):
+@register_notrace_module  # window offsets and masks come from the map size
+class ACmix(OwnInit, nn.Module):
     """ACmix token mixer on channels-last maps ``(B, H, W, C)``.
 
     Knobs: :class:`ACmixKnobs`.
@@ -60,10 +63,16 @@ class ACmix(nn.Module):
             bias=False,
         )
         self.proj = nn.Linear(inner, dim, bias=k.proj_bias)
-        self.rate1 = nn.Parameter(torch.tensor(0.5))
-        self.rate2 = nn.Parameter(torch.tensor(0.5))
-        taps = k.kernel_conv**2
-        shifts = torch.eye(taps).reshape(1, taps, k.kernel_conv, k.kernel_conv)
+        self.rate1 = nn.Parameter(torch.empty(()))
+        self.rate2 = nn.Parameter(torch.empty(()))
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """The official ``reset_parameters``: rates at 0.5, ``dep_conv`` the one-hot shifts."""
+        nn.init.constant_(self.rate1, 0.5)
+        nn.init.constant_(self.rate2, 0.5)
+        kc = self.kernel_conv
+        shifts = torch.eye(kc * kc).reshape(1, kc * kc, kc, kc)
         with torch.no_grad():
             self.dep_conv.weight.copy_(shifts.expand_as(self.dep_conv.weight))
 

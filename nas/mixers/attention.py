@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from timm.layers import register_notrace_module
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -49,6 +50,7 @@ class _ConvProjection(nn.Module):
         return self.norm(self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
 
 
+@register_notrace_module  # windows, padding and masks come from the map size
 class Attention(nn.Module):
     """MHSA via ``F.scaled_dot_product_attention``; CAFormer's defaults (head_dim 32, no bias).
 

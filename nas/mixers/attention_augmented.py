@@ -19,10 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from timm.layers import register_notrace_module
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from nas.functional.resize import grid_or_default, resize_line
+from nas.layers.own_init import OwnInit
 from nas.mixers.knobs.hybrid_attention import AttentionAugmentedKnobs, attention_split
 
 
@@ -35,7 +37,8 @@ def _relative_table(table: Tensor, n: int) -> Tensor:
     return rows[pos[None, :] - pos[:, None] + n - 1]
 
 
-class AttentionAugmented(nn.Module):
+@register_notrace_module  # relative tables resized to the map size
+class AttentionAugmented(OwnInit, nn.Module):
     """``concat(conv(x), proj(MHSA(x)))`` on channels-last maps ``(B, H, W, C)``.
 
     Attention width: ``dv = heads * max(1, round(attention_share * dim / heads))`` with
@@ -53,6 +56,7 @@ class AttentionAugmented(nn.Module):
         self.num_heads = heads
         self.attention_channels = dv
         self.conv = nn.Conv2d(dim, dim - dv, k.kernel_size, padding=k.kernel_size // 2, bias=False)
+        self.rel_h = self.rel_w = None
         if dv == 0:
             return
         self.head_dim = dv // heads
@@ -60,11 +64,15 @@ class AttentionAugmented(nn.Module):
         self.proj = nn.Linear(dv, dv, bias=False)
         if k.rel_pos == "bias":
             rows = 2 * grid_or_default(k.grid_size) - 1
-            std = self.head_dim**-0.5
-            self.rel_h = nn.Parameter(torch.randn(rows, self.head_dim) * std)
-            self.rel_w = nn.Parameter(torch.randn(rows, self.head_dim) * std)
-        else:
-            self.rel_h = self.rel_w = None
+            self.rel_h = nn.Parameter(torch.empty(rows, self.head_dim))
+            self.rel_w = nn.Parameter(torch.empty(rows, self.head_dim))
+            self.init_weights()
+
+    def init_weights(self) -> None:
+        """AA's relative embeddings: N(0, dkh^-0.5), dkh the per-head key width."""
+        if self.rel_h is not None:
+            for table in (self.rel_h, self.rel_w):
+                nn.init.normal_(table, std=self.head_dim**-0.5)
 
     def _relative_logits(self, q: Tensor) -> Tensor:
         """``(B, heads, HW, HW)`` relative logits of scaled queries ``q`` (B, heads, H, W, d)."""

@@ -14,15 +14,18 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from timm.layers import register_notrace_module
 from torch import Tensor, nn
 
 from nas.functional.resize import grid_or_default, resize_grid
 from nas.functional.spectral import spectral_filter2d
 from nas.layers.activations import StarReLU
+from nas.layers.own_init import OwnInit
 from nas.mixers.knobs.dynamic_filter import DynamicFilterKnobs
 
 
-class DynamicFilter(nn.Module):
+@register_notrace_module  # resizes its filters to the map: FX cannot trace size arithmetic
+class DynamicFilter(OwnInit, nn.Module):
     """Dynamic global filter mixer on channels-last maps ``(B, H, W, C)``.
 
     Knobs: :class:`DynamicFilterKnobs`.
@@ -42,8 +45,13 @@ class DynamicFilter(nn.Module):
             StarReLU(),
             nn.Linear(hidden, k.num_filters * self.width, bias=False),
         )
-        self.filters = nn.Parameter(torch.randn(grid, grid // 2 + 1, k.num_filters, 2) * 0.02)
+        self.filters = nn.Parameter(torch.empty(grid, grid // 2 + 1, k.num_filters, 2))
         self.pwconv2 = nn.Linear(self.width, dim, bias=False)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """DFFormer's ``randn * 0.02`` filters; its linears take the backbone's init."""
+        nn.init.normal_(self.filters, std=0.02)
 
     def forward(self, x: Tensor) -> Tensor:
         b, h, w, _ = x.shape

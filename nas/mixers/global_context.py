@@ -17,9 +17,12 @@ Deliberate differences:
   cancel the residual.
 - The attention logit has no bias: softmax over positions is invariant to it, so it would never
   get a gradient.
-- GCNet zero-initialises the last transform layer (the block starts as the identity). That leaves
-  every earlier parameter without a gradient at init; here all layers keep PyTorch's default init
-  and a block's layer scale, if any, governs the initial contribution.
+
+Initialisation is GCNet's (``ContextBlock.reset_parameters``): the attention logit Kaiming-normal
+(fan-in, ReLU gain), the last transform layer zero (weight and bias): with "add" the mixer
+outputs 0 and the block starts as the identity (with "mul" it outputs ``u / 2``); the first
+transform layer takes the backbone's init. With the last layer at zero the earlier layers get
+no gradient until its first update.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from nas.layers.own_init import OwnInit
 from nas.mixers.knobs.global_context import GlobalContextKnobs
 
 
-class GlobalContext(nn.Module):
+class GlobalContext(OwnInit, nn.Module):
     """GCNet's global context block as a mixer: the same C vector at every position ("add") or
     a per-channel gate on the input ("mul").
 
@@ -48,6 +52,12 @@ class GlobalContext(nn.Module):
         self.transform = nn.Sequential(
             nn.Linear(dim, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, dim)
         )
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        nn.init.kaiming_normal_(self.attn_logit.weight, mode="fan_in", nonlinearity="relu")
+        nn.init.zeros_(self.transform[-1].weight)
+        nn.init.zeros_(self.transform[-1].bias)
 
     def context(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, H, W, C)`` -> ``(B, C)``: the softmax(over HW)-weighted mean of the positions."""

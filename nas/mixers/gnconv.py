@@ -56,6 +56,6 @@ class GnConv(nn.Module):
         p, q = self.proj_in(x).split([self.dims[0], sum(self.dims)], dim=-1)
         gates = (self.dw(q) * self.scale).split(self.dims, dim=-1)
         t = p * gates[0]
-        for pw, gate in zip(self.pws, gates[1:], strict=True):
-            t = pw(t) * gate
+        for i, pw in enumerate(self.pws):  # indexed, not zipped: FX cannot iterate a split
+            t = pw(t) * gates[i + 1]
         return self.proj_out(t)

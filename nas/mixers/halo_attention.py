@@ -17,14 +17,17 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from timm.layers import register_notrace_module
 from torch import nn
 from torch.nn import functional as F
 
+from nas.layers.own_init import OwnInit
 from nas.mixers.knobs.attention import num_heads
 from nas.mixers.knobs.local_attention import HaloAttentionKnobs
 
 
-class HaloAttention(nn.Module):
+@register_notrace_module  # block counts and padding come from the map size
+class HaloAttention(OwnInit, nn.Module):
     """Multi-head attention of each query block over its haloed neighbourhood.
 
     Knobs: :class:`HaloAttentionKnobs`.
@@ -46,12 +49,17 @@ class HaloAttention(nn.Module):
         if k.rel_pos == "bias":
             side = 2 * (k.block + k.halo) - 1
             self.rpb = nn.Parameter(torch.empty(self.num_heads, side, side))
-            nn.init.trunc_normal_(self.rpb, std=0.02)
             # Offset of window key (a, c) from block query (i, j), shifted to a table index.
             qpos = torch.arange(k.block)
             kpos = torch.arange(k.block + 2 * k.halo) - k.halo
             rel = kpos[None, :] - qpos[:, None] + k.block + k.halo - 1  # (block, window)
             self.register_buffer("rel_index", rel, persistent=False)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """The bias table as NAT's and Swin's: trunc_normal(std 0.02)."""
+        if self.rpb is not None:
+            nn.init.trunc_normal_(self.rpb, std=0.02)
 
     def _windows(self, t: torch.Tensor) -> torch.Tensor:
         """(B, heads, Hp+2h, Wp+2h, ...) -> (B, heads, nbh, nbw, win*win, ...) haloed windows."""

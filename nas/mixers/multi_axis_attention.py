@@ -30,9 +30,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from timm.layers import register_notrace_module
 from torch import nn
 from torch.nn import functional as F
 
+from nas.layers.own_init import OwnInit
 from nas.mixers.knobs.attention import num_heads
 from nas.mixers.knobs.local_attention import MultiAxisAttentionKnobs
 
@@ -75,7 +77,8 @@ def grid_unpartition(
     return x.reshape(-1, h, w, c)
 
 
-class PartitionAttention(nn.Module):
+@register_notrace_module  # partitions and padding come from the map size
+class PartitionAttention(OwnInit, nn.Module):
     """Multi-head attention inside the block or grid partitions of a map (one MaxViT sub-attention).
 
     ``mode="block"`` attends within ``P x P`` windows, ``mode="grid"`` within the groups of a
@@ -107,7 +110,13 @@ class PartitionAttention(nn.Module):
         self.rel_pos_table: nn.Parameter | None = None
         if rel_pos == "bias":
             table = torch.empty(num_heads, 2 * partition - 1, 2 * partition - 1)
-            self.rel_pos_table = nn.Parameter(nn.init.trunc_normal_(table, std=0.02))
+            self.rel_pos_table = nn.Parameter(table)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """timm's ``maxxvit`` init of the bias table: trunc_normal(std 0.02)."""
+        if self.rel_pos_table is not None:
+            nn.init.trunc_normal_(self.rel_pos_table, std=0.02)
 
     def rel_pos_bias(self, window: tuple[int, int]) -> torch.Tensor:
         """``(heads, L, L)`` bias for a ``window`` of ``L = wh * ww`` tokens in row-major order:

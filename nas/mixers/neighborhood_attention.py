@@ -25,9 +25,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from timm.layers import register_notrace_module
 from torch import nn
 from torch.nn import functional as F
 
+from nas.layers.own_init import OwnInit
 from nas.mixers.knobs.attention import num_heads
 from nas.mixers.knobs.local_attention import NeighborhoodAttentionKnobs
 
@@ -50,7 +52,8 @@ def _axis_neighbours(
     return index, taps - sub[:, None] + kernel - 1
 
 
-class NeighborhoodAttention(nn.Module):
+@register_notrace_module  # the neighbourhood indices come from the map size
+class NeighborhoodAttention(OwnInit, nn.Module):
     """Multi-head attention over each pixel's clamped k x k (dilated) neighbourhood.
 
     Knobs: :class:`NeighborhoodAttentionKnobs`.
@@ -74,6 +77,11 @@ class NeighborhoodAttention(nn.Module):
         if k.rel_pos == "bias":
             side = 2 * k.kernel_size - 1
             self.rpb = nn.Parameter(torch.empty(self.num_heads, side, side))
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """NAT's init of the bias table: trunc_normal(std 0.02)."""
+        if self.rpb is not None:
             nn.init.trunc_normal_(self.rpb, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,8 @@ bias after adding a learnable position embedding, and no pointwise projections i
 ConvFormer's SepConv (bias-free Linear, StarReLU, ParC, bias-free Linear) for a like-for-like
 swap of the 7x7 conv in a MetaFormer. Kernels and embeddings are stored at ``grid_size`` and
 linearly resized to the map (``align_corners=True``, as Fast-ParC's meta kernels).
+``variant="oversize"`` keeps this layout with ParCNetV2's zero-padded 2n-1 kernels; ParCNetV2's
+own mixer (gated, H then W on all channels, plus a 7x7 branch) is ``parc_v2``.
 """
 
 from __future__ import annotations
@@ -17,49 +19,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from nas.functional.resize import grid_or_default, resize_line
-from nas.functional.spectral import circular_correlate, padded_correlate
+from nas.functional.resize import grid_or_default
 from nas.layers.activations import StarReLU
+from nas.layers.axial_conv import AxialGlobalConv
 from nas.mixers.knobs.parc import ParCKnobs
-
-
-class _AxialGlobalConv(nn.Module):
-    """Depthwise global conv along one axis (``-3`` = H, ``-2`` = W) of a channels-last map.
-
-    ``"circular"``: kernel length n with wrap-around (ParC), computed by FFT (Fast-ParC).
-    ``"oversize"``: kernel length 2n - 1 with zero padding (ParCNetV2), also by FFT.
-    Kernel and embedding start as trunc_normal(std 0.02), the bias at 0 (ParC-ConvNeXt's init).
-    """
-
-    def __init__(
-        self, channels: int, axis: int, grid_size: int, variant: str, pe: bool, bias: bool
-    ):
-        super().__init__()
-        self.axis = axis
-        self.variant = variant
-        length = grid_size if variant == "circular" else 2 * grid_size - 1
-        self.kernel = nn.Parameter(nn.init.trunc_normal_(torch.empty(channels, length), std=0.02))
-        self.pe = (
-            nn.Parameter(nn.init.trunc_normal_(torch.empty(channels, grid_size), std=0.02))
-            if pe
-            else None
-        )
-        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
-
-    def _along_axis(self, weight: Tensor, length: int) -> Tensor:
-        """Resize ``(C, L)`` to ``length`` and lay it out to broadcast along ``self.axis``."""
-        weight = resize_line(weight, length).t()
-        return weight.unsqueeze(1) if self.axis == -3 else weight
-
-    def forward(self, x: Tensor) -> Tensor:
-        n = x.shape[self.axis]
-        if self.pe is not None:
-            x = x + self._along_axis(self.pe, n)
-        if self.variant == "circular":
-            y = circular_correlate(x, self._along_axis(self.kernel, n), self.axis)
-        else:
-            y = padded_correlate(x, self._along_axis(self.kernel, 2 * n - 1), self.axis)
-        return y if self.bias is None else y + self.bias
 
 
 class ParC(nn.Module):
@@ -77,8 +40,8 @@ class ParC(nn.Module):
         self.pwconv1 = nn.Linear(dim, width, bias=False) if k.pointwise else nn.Identity()
         self.act = StarReLU() if k.pointwise else nn.Identity()
         axial = (grid, k.variant, k.position_embedding, k.bias)
-        self.conv_h = _AxialGlobalConv(width // 2, -3, *axial)
-        self.conv_w = _AxialGlobalConv(width // 2, -2, *axial)
+        self.conv_h = AxialGlobalConv(width // 2, -3, *axial)
+        self.conv_w = AxialGlobalConv(width // 2, -2, *axial)
         self.pwconv2 = nn.Linear(width, dim, bias=False) if k.pointwise else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:

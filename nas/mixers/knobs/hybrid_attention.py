@@ -1,7 +1,7 @@
 """Convolution and attention inside one mixer: Attention Augmentation and ACmix."""
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from nas.mixers.registry import MixerKnobs, knob, register_mixer
 from nas.typed_config import ConfigError
@@ -59,8 +59,13 @@ class ACmixKnobs(MixerKnobs):
     head_dim / num_heads: as for ``attention`` (head_dim is also the shift-conv's group count).
     kernel_conv: odd side of the shift-conv kernel (3). kernel_att: odd side of the attention
     neighbourhood (7). qkv_bias / proj_bias: projection biases.
+
+    Revision 2: the one-hot shift initialisation of the conv path reaches the built model (the
+    backbone's trunc_normal init overwrote it before), so hashes stored earlier name another
+    starting point and are not reused.
     """
 
+    revision: ClassVar[int] = 2
     head_dim: int = knob(32, low=1)
     num_heads: int | None = knob(None, low=1)
     kernel_conv: int = knob(3, odd=True)

@@ -82,7 +82,8 @@ class Throughput(Base):
     ``spread`` holds ``min``, ``max``, ``q25``, ``q75``, ``iqr``, ``relative`` ((max-min)/median)
     and ``relative_iqr`` (iqr/median) over the kept round's timed blocks, and ``rounds`` /
     ``repeats``: how many measurement rounds (each of ``repeats`` blocks) it took to get the
-    relative IQR under the setting's threshold.
+    relative IQR under the setting's threshold. ``node_id`` (Ray's node id) and ``node_host``
+    say where it was measured; they are not part of its identity (see ``nas.search.trainable``).
     """
 
     __tablename__ = "nas_throughput"
@@ -97,6 +98,8 @@ class Throughput(Base):
     peak_memory_mb: Mapped[float | None] = mapped_column(Float, nullable=True)
     device_name: Mapped[str] = mapped_column(String(200), default="")
     measured_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    node_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class Trial(Base):
@@ -107,7 +110,8 @@ class Trial(Base):
     ``reference`` names the seed design a reference trial evaluates; ``source_trial`` is the
     parent search's trial a validation trial retrains. Accuracy comes with its noise: ``val_size``
     validation images per seed, ``seeds`` trained, the 95% Wilson interval of the pooled top-1
-    (``accuracy_low``/``accuracy_high``) and the across-seed standard deviation.
+    (``accuracy_low``/``accuracy_high``) and the across-seed standard deviation. ``node_id``
+    (Ray's node id) and ``node_host`` (its IP) say where the trial ran.
     """
 
     __tablename__ = "nas_trials"
@@ -138,6 +142,8 @@ class Trial(Base):
     accuracy_std: Mapped[float | None] = mapped_column(Float, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    node_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    node_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     search: Mapped[Search] = relationship(back_populates="trials")
     architecture: Mapped[Architecture | None] = relationship()

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from typing import Any
 
+import ray
 from ray import cloudpickle
-from ray.exceptions import OutOfMemoryError, RayActorError, RayTaskError
+from ray.exceptions import ActorUnavailableError, OutOfMemoryError, RayActorError, RayTaskError
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from nas.search.driver import FINISHED, SearchDriver
+
+NODE_DEATH_WAIT_S = 30.0
+"""How long a trial whose worker became unreachable waits for Ray to declare its node dead: Ray
+does so after ~15 s of missed health checks (every 3 s, 5 missed, by default)."""
 
 
 class _DriverBound:
@@ -60,9 +66,15 @@ class PruningScheduler(_DriverBound, FIFOScheduler):
         self.driver = driver
 
     def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
-        """Tell the driver the cause Ray knows before the searcher is told the trial failed."""
+        """Tell the driver the cause Ray knows before the searcher is told the trial failed:
+        its node was lost (the trial is run again), or why its worker failed."""
         super().on_trial_error(tune_controller, trial)
-        self.driver.on_error(trial.trial_id, describe_trial_error(_trial_error(trial)))
+        error = _trial_error(trial)
+        lost = lost_node(self.driver.placement(trial.trial_id), error)
+        if lost is not None:
+            self.driver.on_error(trial.trial_id, lost, node_lost=True)
+        else:
+            self.driver.on_error(trial.trial_id, describe_trial_error(error))
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if self.driver.on_result(trial.trial_id, result):
@@ -81,6 +93,34 @@ def _trial_error(trial: Any) -> BaseException | None:
         with open(path) as f:
             return RuntimeError(f.read())
     return None
+
+
+def lost_node(placement: dict[str, Any] | None, error: BaseException | None) -> str | None:
+    """``node lost: ...`` naming the node, when a trial's worker failed because its node
+    left the cluster; None when the trial raised, its node lives, or it never said where it
+    ran. An unreachable worker (what a vanished node looks like first) waits for Ray's verdict
+    on the node, up to ``NODE_DEATH_WAIT_S``; a dead one is checked at once."""
+    if placement is None or not isinstance(error, RayActorError):
+        return None
+    node_id, host = placement["node_id"], placement["node_host"]
+    wait = NODE_DEATH_WAIT_S if isinstance(error, ActorUnavailableError) else 0.0
+    if not _node_died(node_id, wait):
+        return None
+    return (
+        f"node lost: Ray node {node_id} ({host}) left the cluster while this trial ran; "
+        "its architecture is run again"
+    )
+
+
+def _node_died(node_id: str, wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    while True:
+        alive = {n["NodeID"]: n.get("Alive", False) for n in ray.nodes()}
+        if not alive.get(node_id, False):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
 
 
 def describe_trial_error(error: BaseException | None) -> str:

@@ -4,6 +4,7 @@ whose store several test modules read."""
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ torch.set_num_threads(2)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "search_spaces" / "tiny.yaml"
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +35,28 @@ def tiny_search(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("tiny-search")
     cfg = load_config(TINY, [f"run_dir={run_dir}"])
     return cfg, run_search(cfg), run_dir / cfg.name
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh database on the local PostgreSQL server (127.0.0.1:5432, trust auth), dropped
+    afterwards. A missing server skips locally; CI installs one, so there it fails."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    name = f"nas_test_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    except (OperationalError, ModuleNotFoundError) as err:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(
+            f"needs the local PostgreSQL server: {err}"
+        )
+    yield f"{PG_SERVER}/{name}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.dispose()
 
 
 @pytest.fixture

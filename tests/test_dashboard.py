@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ import pytest
 import yaml
 from markdown_it import MarkdownIt
 from optuna.trial import TrialState
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from streamlit.testing.v1 import AppTest
 
@@ -61,7 +60,6 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "dashboard" / "app.py"
 EPOCHS = 4
 S18 = [(3, 64), (3, 128), (9, 320), (3, 512)]
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 BROWSER_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -458,22 +456,6 @@ def test_search_writes_succeed_while_the_dashboard_reads(tmp_path) -> None:
 def _skip_unless_ci(message: str) -> None:
     """Missing system services skip locally; CI installs them, so there they fail."""
     (pytest.fail if os.environ.get("CI") else pytest.skip)(message)
-
-
-@pytest.fixture
-def pg_url():
-    """A fresh PostgreSQL database on the local server, dropped afterwards."""
-    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    name = f"nas_dashboard_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    except (OperationalError, ModuleNotFoundError) as err:
-        _skip_unless_ci(f"needs the local PostgreSQL server: {err}")
-    yield f"{PG_SERVER}/{name}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-    admin.dispose()
 
 
 def test_postgres_store_is_read_only_and_never_blocks_the_search(pg_url, monkeypatch) -> None:

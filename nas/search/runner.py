@@ -265,7 +265,9 @@ def check_resources(cfg: SearchConfig) -> None:
     for name, asked in cfg.resources.custom.items():
         largest = max((n.get(name, 0.0) for n in nodes), default=0.0)
         if asked > largest:
-            have = sorted({r for n in nodes for r in n if r not in BUILTIN_RESOURCES})
+            have = sorted(
+                {r for n in nodes for r in n if r not in BUILTIN_RESOURCES and "__" not in r}
+            )
             raise ResourceError(
                 f"resources.custom.{name}: each trial asks for {asked:g}, but "
                 + (
@@ -274,7 +276,7 @@ def check_resources(cfg: SearchConfig) -> None:
                     else f"no node of the Ray cluster ({len(nodes)} node{plural}) has it"
                 )
                 + f"; the nodes' custom resources: {', '.join(have) or 'none'} "
-                "(declare one with ray start --resources)"
+                "(a node declares them with ray start --resources)"
             )
     request = {"CPU": cfg.resources.cpu, "GPU": cfg.resources.gpu, **cfg.resources.custom}
     if not any(all(n.get(r, 0.0) >= v for r, v in request.items() if v) for n in nodes):

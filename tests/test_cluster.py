@@ -132,16 +132,17 @@ def test_search_spans_two_nodes_and_survives_a_lost_node_and_a_killed_driver(
     command = [
         sys.executable, "-m", "nas.cli", "search", str(TINY), f"ray.address={cluster.address}",
         f"storage={pg_url}", f"run_dir={tmp_path}", f"search.trials={budget}",
-        "search.pruner.kind=none", "proxy.epochs=3", "resources.custom={worker: 1}",
+        "search.pruner.kind=none", "proxy.epochs=5", "resources.custom={worker: 1}",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 
     def training_on(node: str, after: int = -1) -> Any:
-        """A trial past its measurement (its first epoch stored), running on ``node``."""
+        """A trial running on ``node`` past its measurement (epoch 1 or 2 of 5 stored: it
+        is sure to train on while the test acts)."""
         rows = _trials(pg_url)
         return next(
-            (t for t in rows if t.node_id == node and t.epochs_done and t.state == "RUNNING"
-             and t.number > after),
+            (t for t in rows if t.node_id == node and t.epochs_done in (1, 2)
+             and t.state == "RUNNING" and t.number > after),
             None,
         )  # fmt: skip
 
@@ -246,7 +247,7 @@ def test_four_trials_share_one_gpu_and_measure_alone(cluster: RayCluster, tmp_pa
         [
             f"run_dir={tmp_path}", f"ray.address={cluster.address}", "resources.gpu=0.25",
             "search.trials=4", "search.max_concurrent=4", "search.pruner.kind=none",
-            "proxy.device=cpu", "throughput.device=cpu",
+            "proxy.epochs=4", "proxy.device=cpu", "throughput.device=cpu",
         ],
     )  # fmt: skip
     least_free: list[float] = []

@@ -74,7 +74,6 @@ def open_presence(search_name: str) -> LockUser:
     presence = SearchPresence.options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
     ).remote()
-    ray.get(presence.ping.remote())
     return LockUser(f"{search_name}:{secrets.token_hex(4)}", presence)
 
 
@@ -88,6 +87,8 @@ def close_presence(user: LockUser) -> None:
 
 @ray.remote(num_cpus=0, max_concurrency=1000)
 class DeviceLock:
+    """One device's readers-writer lock, the searches attached to it, and a log of its holds."""
+
     def __init__(self) -> None:
         self._users: dict[str, ActorHandle] = {}
         self._shared: dict[str, str] = {}  # holder -> its search's key
@@ -97,11 +98,21 @@ class DeviceLock:
         self._events: deque[dict] = deque(maxlen=MAX_EVENTS)
         self._open: dict[str, dict] = {}
         self._reaper: asyncio.Task | None = None
+        self._start_reaper()  # a lock whose creator died before attaching is collected too
+
+    def _start_reaper(self) -> None:
+        """Start checking the attached searches, from the constructor where Ray runs it in
+        the actor's event loop, else from the first attach."""
+        if self._reaper is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._reaper = loop.create_task(self._reap())
 
     async def attach(self, user: str, presence: ActorHandle) -> None:
         self._users[user] = presence
-        if self._reaper is None:
-            self._reaper = asyncio.get_running_loop().create_task(self._reap())
+        self._start_reaper()
 
     async def detach(self, user: str) -> None:
         async with self._changed:

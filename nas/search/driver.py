@@ -37,11 +37,12 @@ DUPLICATE_CONSTRAINT = "duplicate"
 # table's architecture.
 PROPOSAL_ATTRS = ("reference", "source_trial", "table_arch")
 PRESCREENED_ATTR = "prescreened"
-# what a trial's ``placed`` result says: its Ray node, the GPUs Ray assigned it as the trial
-# sees them, its device lock, and the devices it trains and measures on
+# what a trial's ``placed`` result says: its Ray node and worker process, the GPUs Ray
+# assigned it as the trial sees them, its device lock, and the devices it trains and measures on
 PLACEMENT_KEYS = (
     "node_id",
     "node_host",
+    "pid",
     "gpu_ids",
     "cuda_visible_devices",
     "lock",

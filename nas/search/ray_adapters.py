@@ -70,11 +70,12 @@ class PruningScheduler(_DriverBound, FIFOScheduler):
         its node was lost (the trial is run again), or why its worker failed."""
         super().on_trial_error(tune_controller, trial)
         error = _trial_error(trial)
-        lost = lost_node(self.driver.placement(trial.trial_id), error)
+        placement = self.driver.placement(trial.trial_id)
+        lost = lost_node(placement, error)
         if lost is not None:
             self.driver.on_error(trial.trial_id, lost, node_lost=True)
         else:
-            self.driver.on_error(trial.trial_id, describe_trial_error(error))
+            self.driver.on_error(trial.trial_id, describe_trial_error(error, placement))
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if self.driver.on_result(trial.trial_id, result):
@@ -123,16 +124,20 @@ def _node_died(node_id: str, wait_s: float) -> bool:
         time.sleep(0.5)
 
 
-def describe_trial_error(error: BaseException | None) -> str:
+def describe_trial_error(
+    error: BaseException | None, placement: dict[str, Any] | None = None
+) -> str:
     """One line for a trial whose worker failed: out of memory, node lost, process killed or
-    crashed (with its pid and node), or the exception the trainable raised."""
+    crashed (with its pid and node, from Ray's message or else from where the trial said it
+    ran), or the exception the trainable raised."""
     if error is None:
         return "the trial's worker failed; Ray recorded no cause"
     text = str(error)
-    pid = re.search(r"\bpid[:=] ?(\d+)", text)
-    ip = re.search(r"\bip[:=] ?([\w.:-]+)", text)
+    placement = placement or {}
+    pid = _found(r"\bpid[:=] ?(\d+)", text) or placement.get("pid")
+    ip = _found(r"\bip[:=] ?([\w.:-]+)", text) or placement.get("node_host")
     where = ", ".join(
-        part for part in (f"pid {pid[1]}" if pid else "", f"node {ip[1]}" if ip else "") if part
+        part for part in (f"pid {pid}" if pid else "", f"node {ip}" if ip else "") if part
     )
     where = f" ({where})" if where else ""
     if isinstance(error, OutOfMemoryError) or "low on memory" in text:
@@ -149,3 +154,8 @@ def describe_trial_error(error: BaseException | None) -> str:
         return f"the trial raised {type(cause).__name__}: {lines[-1] if lines else ''}"
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return f"the trial failed: {lines[-1] if lines else type(error).__name__}"
+
+
+def _found(pattern: str, text: str) -> str | None:
+    match = re.search(pattern, text)
+    return match[1] if match else None

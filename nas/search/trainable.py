@@ -149,6 +149,7 @@ def _placed(settings: TrialSettings) -> tuple[TrialSettings, DeviceLease, dict[s
         "phase": "placed",
         "node_id": context.get_node_id(),
         "node_host": ray.util.get_node_ip_address(),
+        "pid": os.getpid(),
         "gpu_ids": gpu_ids,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "lock": lease.name,

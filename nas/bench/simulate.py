@@ -274,6 +274,8 @@ class Clock:
             if suggestion == FINISHED:
                 self.finished = True
                 return
+            if suggestion is None:  # nothing new until a running trial ends
+                return
             arch = self.table.lookup(ArchSpec.from_dict(suggestion["spec"]).content_hash())
             self.running[run_id] = arch
             self.replay.dispatched.append((now, arch.arch_hash))

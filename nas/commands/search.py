@@ -78,6 +78,8 @@ class LiveProgress:
         }
         if p.prescreened:
             counts["prescreened"] = p.prescreened
+        if p.lost:
+            counts["lost_with_node"] = p.lost
         if self.directions is not None:
             values = np.array(p.completed_values).reshape(-1, len(self.directions))
             counts["front"] = int(non_dominated_mask(values, self.directions).sum())
@@ -177,6 +179,11 @@ def print_summary(outcome, cfg) -> None:
         + (
             f" ({counts['INTERRUPTED']} interrupted and re-run, not counted)"
             if counts.get("INTERRUPTED")
+            else ""
+        )
+        + (
+            f" ({counts['NODE_LOST']} lost with their node and re-run, not counted)"
+            if counts.get("NODE_LOST")
             else ""
         )
         + (f", {counts['PROPOSAL']} seed designs evaluated" if counts.get("PROPOSAL") else "")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -174,16 +175,49 @@ class Constraints:
             check_range(name, getattr(self, name), above=0)
 
 
+RESERVED_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
+
+
 @dataclass(frozen=True)
 class Resources:
-    """Ray resources per trial; fractional GPUs let several trials share one device."""
+    """Ray resources per trial; fractional GPUs let several trials share one device (each
+    trial trains on the GPU Ray assigns it). ``custom`` asks for custom resources of the
+    nodes (``ray start --resources='{"a100": 1}'``), e.g. to keep trials on nodes of one
+    device type so their throughputs compare."""
 
     cpu: float = 1.0
     gpu: float = 0.0
+    custom: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_range("cpu", self.cpu, above=0)
         check_range("gpu", self.gpu, low=0)
+
+
+def _resources(data: Any, devices: dict[str, str]) -> Resources:
+    """``resources`` checked: custom resources by name and amount, and devices a trial can
+    see: with GPUs from Ray, a trial sees only the ones it was assigned, from ``cuda:0``."""
+    resources = load(Resources, data, "resources")
+    for name, amount in resources.custom.items():
+        if not isinstance(name, str) or not name or name in RESERVED_RESOURCES:
+            raise ConfigError(
+                f"resources.custom: expected custom resource names, found {name!r} (cpu and "
+                f"gpu have their own keys; {', '.join(RESERVED_RESOURCES)} are Ray's own)"
+            )
+        where = f"resources.custom.{name}"
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            raise ConfigError(f"{where}: expected a number, found {amount!r}")
+        check_range(where, amount, above=0)
+    visible = math.ceil(resources.gpu)
+    for where, device in devices.items():
+        index = device.partition(":")[2]
+        if resources.gpu > 0 and device.startswith("cuda:") and int(index) >= visible:
+            raise ConfigError(
+                f"{where}: {device!r}, but a trial sees only the {visible} GPU"
+                f"{'s' if visible > 1 else ''} Ray assigns it (resources.gpu "
+                f"{resources.gpu:g}), from cuda:0; use cuda or auto"
+            )
+    return resources
 
 
 @dataclass(frozen=True)
@@ -401,7 +435,10 @@ def parse_config(data: Any, default_name: str = "search") -> SearchConfig:
         constraints=load(Constraints, data.get("constraints"), "constraints"),
         proxy=proxy,
         prescreen=_prescreen(data.get("prescreen")),
-        resources=load(Resources, data.get("resources"), "resources"),
+        resources=_resources(
+            data.get("resources"),
+            {"throughput.device": throughput.device, "proxy.device": proxy.device},
+        ),
         ray=ray,
         storage=convert(str | None, data.get("storage"), "storage"),
         run_dir=convert(str, data.get("run_dir", "runs"), "run_dir"),

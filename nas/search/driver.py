@@ -6,6 +6,10 @@ simulator (``nas.bench.simulate``) calls the same three methods from its simulat
 replay runs exactly the ask, dedupe, tell and rung code of a search. It runs in the driver
 process only, which makes it the single writer of the database. A trial that the pruner stops
 is told to Optuna as PRUNED, never COMPLETE, so partial-budget values never reach a front.
+
+A trial lost with its node (the runtime says so through ``on_error``) is recorded FAIL with the
+node named, and re-run: its parameters are re-queued like those of a dead driver's trials, and
+it counts against no budget.
 """
 
 from __future__ import annotations
@@ -33,6 +37,18 @@ DUPLICATE_CONSTRAINT = "duplicate"
 # table's architecture.
 PROPOSAL_ATTRS = ("reference", "source_trial", "table_arch")
 PRESCREENED_ATTR = "prescreened"
+# what a trial's ``placed`` result says: its Ray node and worker process, the GPUs Ray
+# assigned it as the trial sees them, its device lock, and the devices it trains and measures on
+PLACEMENT_KEYS = (
+    "node_id",
+    "node_host",
+    "pid",
+    "gpu_ids",
+    "cuda_visible_devices",
+    "lock",
+    "proxy_device",
+    "throughput_device",
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,7 @@ class Progress:
     duplicates: int = 0
     references: int = 0
     prescreened: int = 0
+    lost: int = 0
     completed_values: list[list[float]] = field(default_factory=list)
 
     @property
@@ -150,6 +167,10 @@ class SearchDriver:
         self.stop_reason: str | None = None
         self.fatal: str | None = None
         self._errors: dict[str, str] = {}
+        self._lost: set[str] = set()
+        self._placements: dict[str, dict[str, Any]] = {}
+        self._started_proposals: dict[str, Proposal] = {}
+        self._orphans: dict[str, list[optuna.Trial]] = {}
         self._trials: dict[str, optuna.Trial] = {}
         self._measured: dict[str, dict[str, Any]] = {}
         self._pruned: set[str] = set()
@@ -186,9 +207,11 @@ class SearchDriver:
         return len(self._trained)
 
     # ask ---------------------------------------------------------------------------------
-    def suggest(self, run_id: str) -> dict[str, Any] | str:
-        """The next architecture to run, or FINISHED once the budget is handed out. With a
-        pre-screen, the best-scoring of ``prescreen.candidates`` new proposals."""
+    def suggest(self, run_id: str) -> dict[str, Any] | str | None:
+        """The next architecture to run; None (ask again later) while the budget is handed out
+        but trials still run, since one may be lost with its node and run again; FINISHED once
+        nothing is left to run. With a pre-screen, the best-scoring of
+        ``prescreen.candidates`` new proposals."""
         with self._mutex:
             if self.fatal is not None:
                 return FINISHED
@@ -199,7 +222,7 @@ class SearchDriver:
                     return self._start_proposal(run_id, proposal)
                 self._fail_proposal(proposal, too_big)
             if not self._sample:
-                return FINISHED
+                return None if self._trials else FINISHED
             candidates = []
             while len(candidates) < self.cfg.prescreen.candidates:
                 candidate = self._sample_new()
@@ -207,7 +230,7 @@ class SearchDriver:
                     break
                 candidates.append(candidate)
             if not candidates:
-                return FINISHED
+                return None if self._trials and self.stop_reason is None else FINISHED
             trial, spec = self._prescreen(candidates)
             self._asked += 1
             return self._start(run_id, trial, spec)
@@ -313,6 +336,7 @@ class SearchDriver:
         trial = self._proposal_trial(proposal)
         key, value = proposal.attr
         self._unprunable.add(run_id)
+        self._started_proposals[run_id] = proposal
         # a table architecture's attribute is its arch_hash, which the row holds already
         row = {} if key == "table_arch" else {key: value}
         return self._start(run_id, trial, proposal.spec, **row)
@@ -321,6 +345,8 @@ class SearchDriver:
         arch_hash = spec.content_hash()
         trial.set_user_attr("arch_hash", arch_hash)
         self._trained.setdefault(arch_hash, trial.number)
+        if arch_hash in self._orphans:  # the re-run of a trial lost with its node
+            self._waiting.setdefault(trial.number, []).extend(self._orphans.pop(arch_hash))
         spec_dict = spec.to_dict()
         self.store.save_architecture(arch_hash, spec_dict, None, None)
         cached = self.store.cached_measurement(arch_hash, self.cfg.throughput.key())
@@ -416,10 +442,19 @@ class SearchDriver:
         self._on_progress(self.progress)
 
     # results -----------------------------------------------------------------------------
-    def on_error(self, run_id: str, reason: str) -> None:
-        """What the runtime knows of why a trial's worker failed (told before ``on_complete``)."""
+    def on_error(self, run_id: str, reason: str, node_lost: bool = False) -> None:
+        """What the runtime knows of why a trial's worker failed (told before ``on_complete``);
+        ``node_lost``: its node left the cluster, so the trial is re-run instead of counted."""
         with self._mutex:
             self._errors[run_id] = reason
+            if node_lost:
+                self._lost.add(run_id)
+
+    def placement(self, run_id: str) -> dict[str, Any] | None:
+        """Where a running trial said it runs (its ``placed`` result): node id and host, GPU
+        ids, device lock; None before it said so."""
+        with self._mutex:
+            return self._placements.get(run_id)
 
     def on_result(self, run_id: str, result: dict[str, Any]) -> bool:
         """Record one reported result; True if the trial should be stopped (pruned)."""
@@ -428,11 +463,24 @@ class SearchDriver:
             if trial is None:
                 return False
             phase = result.get("phase")
-            if phase == "measured":
+            if phase == "placed":
+                self._record_placement(run_id, trial, result)
+            elif phase == "measured":
                 self._record_measurement(run_id, trial, result)
             elif phase == "epoch":
                 return self._record_epoch(run_id, trial, result)
             return False
+
+    def _record_placement(self, run_id: str, trial: optuna.Trial, result: dict) -> None:
+        placement = {key: result.get(key) for key in PLACEMENT_KEYS}
+        self._placements[run_id] = placement
+        trial.set_user_attr("placement", placement)
+        self.store.update_trial(
+            self.search_id,
+            trial.number,
+            node_id=placement["node_id"],
+            node_host=placement["node_host"],
+        )
 
     def _record_measurement(self, run_id: str, trial: optuna.Trial, result: dict) -> None:
         measured = {k: result.get(k) for k in ("params", "macs", "images_per_s", "peak_memory_mb")}
@@ -445,6 +493,7 @@ class SearchDriver:
         arch_hash = trial.user_attrs["arch_hash"]
         self.store.save_architecture(arch_hash, {}, measured["params"], measured["macs"])
         if result.get("newly_measured"):
+            placement = self._placements.get(run_id, {})
             self.store.save_throughput(
                 arch_hash,
                 self.cfg.throughput.key(),
@@ -453,6 +502,8 @@ class SearchDriver:
                 measured["spread"] or {},
                 measured["peak_memory_mb"],
                 result.get("device_name") or "",
+                node_id=placement.get("node_id"),
+                node_host=placement.get("node_host"),
             )
         if measured["images_per_s"] is not None:
             self.store.update_trial(
@@ -504,9 +555,17 @@ class SearchDriver:
                 return
             self.progress.running -= 1
             self._unprunable.discard(run_id)
+            self._placements.pop(run_id, None)
+            proposal = self._started_proposals.pop(run_id, None)
             measured = self._measured.pop(run_id, None)
             last_epoch = self._last_epoch.pop(run_id, 0)
             result = result or {}
+            if error and run_id in self._lost:
+                self._lost.discard(run_id)
+                self._rerun_lost(trial, self._errors.pop(run_id), proposal)
+                self.progress.lost += 1
+                self._on_progress(self.progress)
+                return
             if run_id in self._pruned:
                 self._pruned.discard(run_id)
                 self._finish(trial, TrialState.PRUNED, f"pruned after epoch {last_epoch}")
@@ -539,6 +598,24 @@ class SearchDriver:
                 self.progress.failed += 1
             self._tell_waiting(trial.number)
             self._on_progress(self.progress)
+
+    def _rerun_lost(self, trial: optuna.Trial, reason: str, proposal: Proposal | None) -> None:
+        """A trial lost with its node: FAIL, marked ``interrupted`` like a dead driver's trials
+        (not counted, not a twin), and run again: a proposal goes back to the front of the
+        queue; a sampled architecture's parameters are re-queued with one more ask in the
+        budget, and its waiting duplicates wait for the re-run."""
+        trial.set_user_attr("interrupted", True)
+        trial.set_user_attr("node_lost", True)
+        self._finish(trial, TrialState.FAIL, reason)
+        arch_hash = trial.user_attrs.get("arch_hash")
+        if self._trained.get(arch_hash) == trial.number:
+            del self._trained[arch_hash]
+        if proposal is not None:
+            self._proposals.appendleft(proposal)
+            return
+        self.study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+        self.budget += 1
+        self._orphans.setdefault(arch_hash, []).extend(self._waiting.pop(trial.number, []))
 
     def _finish(self, trial: optuna.Trial, state: TrialState, reason: str) -> None:
         trial.set_user_attr("reason", reason)

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from typing import Any
 
+import ray
 from ray import cloudpickle
-from ray.exceptions import OutOfMemoryError, RayActorError, RayTaskError
+from ray.exceptions import ActorUnavailableError, OutOfMemoryError, RayActorError, RayTaskError
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from nas.search.driver import FINISHED, SearchDriver
+
+NODE_DEATH_WAIT_S = 30.0
+"""How long a trial whose worker became unreachable waits for Ray to declare its node dead: Ray
+does so after ~15 s of missed health checks (every 3 s, 5 missed, by default)."""
 
 
 class _DriverBound:
@@ -60,9 +66,16 @@ class PruningScheduler(_DriverBound, FIFOScheduler):
         self.driver = driver
 
     def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
-        """Tell the driver the cause Ray knows before the searcher is told the trial failed."""
+        """Tell the driver the cause Ray knows before the searcher is told the trial failed:
+        its node was lost (the trial is run again), or why its worker failed."""
         super().on_trial_error(tune_controller, trial)
-        self.driver.on_error(trial.trial_id, describe_trial_error(_trial_error(trial)))
+        error = _trial_error(trial)
+        placement = self.driver.placement(trial.trial_id)
+        lost = lost_node(placement, error)
+        if lost is not None:
+            self.driver.on_error(trial.trial_id, lost, node_lost=True)
+        else:
+            self.driver.on_error(trial.trial_id, describe_trial_error(error, placement))
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if self.driver.on_result(trial.trial_id, result):
@@ -83,16 +96,48 @@ def _trial_error(trial: Any) -> BaseException | None:
     return None
 
 
-def describe_trial_error(error: BaseException | None) -> str:
+def lost_node(placement: dict[str, Any] | None, error: BaseException | None) -> str | None:
+    """``node lost: ...`` naming the node, when a trial's worker failed because its node
+    left the cluster; None when the trial raised, its node lives, or it never said where it
+    ran. An unreachable worker (what a vanished node looks like first) waits for Ray's verdict
+    on the node, up to ``NODE_DEATH_WAIT_S``; a dead one is checked at once."""
+    if placement is None or not isinstance(error, RayActorError):
+        return None
+    node_id, host = placement["node_id"], placement["node_host"]
+    wait = NODE_DEATH_WAIT_S if isinstance(error, ActorUnavailableError) else 0.0
+    if not _node_died(node_id, wait):
+        return None
+    return (
+        f"node lost: Ray node {node_id} ({host}) left the cluster while this trial ran; "
+        "its architecture is run again"
+    )
+
+
+def _node_died(node_id: str, wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    while True:
+        alive = {n["NodeID"]: n.get("Alive", False) for n in ray.nodes()}
+        if not alive.get(node_id, False):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
+def describe_trial_error(
+    error: BaseException | None, placement: dict[str, Any] | None = None
+) -> str:
     """One line for a trial whose worker failed: out of memory, node lost, process killed or
-    crashed (with its pid and node), or the exception the trainable raised."""
+    crashed (with its pid and node, from Ray's message or else from where the trial said it
+    ran), or the exception the trainable raised."""
     if error is None:
         return "the trial's worker failed; Ray recorded no cause"
     text = str(error)
-    pid = re.search(r"\bpid[:=] ?(\d+)", text)
-    ip = re.search(r"\bip[:=] ?([\w.:-]+)", text)
+    placement = placement or {}
+    pid = _found(r"\bpid[:=] ?(\d+)", text) or placement.get("pid")
+    ip = _found(r"\bip[:=] ?([\w.:-]+)", text) or placement.get("node_host")
     where = ", ".join(
-        part for part in (f"pid {pid[1]}" if pid else "", f"node {ip[1]}" if ip else "") if part
+        part for part in (f"pid {pid}" if pid else "", f"node {ip}" if ip else "") if part
     )
     where = f" ({where})" if where else ""
     if isinstance(error, OutOfMemoryError) or "low on memory" in text:
@@ -109,3 +154,8 @@ def describe_trial_error(error: BaseException | None) -> str:
         return f"the trial raised {type(cause).__name__}: {lines[-1] if lines else ''}"
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return f"the trial failed: {lines[-1] if lines else type(error).__name__}"
+
+
+def _found(pattern: str, text: str) -> str | None:
+    match = re.search(pattern, text)
+    return match[1] if match else None

@@ -51,6 +51,7 @@ from nas.store import SearchStore
 from nas.store.engine import check_storage, mask_url
 
 RAY_NAMESPACE = "nas"
+BUILTIN_RESOURCES = {"CPU", "GPU", "memory", "object_store_memory"}
 INTERRUPTED = "interrupted: the search driver stopped while this trial ran; re-queued"
 
 
@@ -178,7 +179,10 @@ def study_hypervolume(study: optuna.Study) -> float:
 
 
 def init_ray(address: str | None) -> None:
-    """Join ``address`` (``auto``: the running cluster) or start a local Ray instance."""
+    """Join ``address`` (``auto``: the running cluster; None: ``$RAY_ADDRESS`` if set) or start
+    a local Ray instance. A local one is always new: Ray's own ``address=None`` would join
+    whatever cluster was started last on this machine (``/tmp/ray/ray_current_cluster``), even
+    one that has died or belongs to someone else."""
     import ray
 
     if ray.is_initialized():
@@ -192,8 +196,8 @@ def init_ray(address: str | None) -> None:
     # ray.init installs a C-level SIGTERM handler that dumps a stack trace and aborts; the
     # process's own handler (the CLI's: interrupt like Ctrl-C) is put back
     on_sigterm = signal.getsignal(signal.SIGTERM)
-    address = address or os.environ.get("RAY_ADDRESS")
-    with _loopback_only(local=address is None):
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    with _loopback_only(local=address == "local"):
         ray.init(
             address=address,
             namespace=RAY_NAMESPACE,
@@ -242,10 +246,12 @@ def read_data(cfg: SearchConfig) -> int | None:
 
 def check_resources(cfg: SearchConfig) -> None:
     """Refuse per-trial requests no live node of the Ray cluster can grant (Tune would wait
-    for them forever), saying what the nodes have."""
+    for them forever), saying what the nodes have; a trial's whole request must fit on one
+    node."""
     import ray
 
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    plural = "s" if len(nodes) != 1 else ""
     for key, resource, unit in (("cpu", "CPU", "CPUs"), ("gpu", "GPU", "GPUs")):
         asked = getattr(cfg.resources, key)
         largest = max((n.get(resource, 0.0) for n in nodes), default=0.0)
@@ -253,9 +259,31 @@ def check_resources(cfg: SearchConfig) -> None:
             total = sum(n.get(resource, 0.0) for n in nodes)
             raise ResourceError(
                 f"resources.{key}: each trial asks for {asked:g} {unit}, but the largest node "
-                f"of the Ray cluster has {largest:g} ({total:g} in {len(nodes)} node"
-                f"{'s' if len(nodes) != 1 else ''}); lower resources.{key} or add nodes"
+                f"of the Ray cluster has {largest:g} ({total:g} in {len(nodes)} node{plural}); "
+                f"lower resources.{key} or add nodes"
             )
+    for name, asked in cfg.resources.custom.items():
+        largest = max((n.get(name, 0.0) for n in nodes), default=0.0)
+        if asked > largest:
+            have = sorted(
+                {r for n in nodes for r in n if r not in BUILTIN_RESOURCES and "__" not in r}
+            )
+            raise ResourceError(
+                f"resources.custom.{name}: each trial asks for {asked:g}, but "
+                + (
+                    f"the most any node of the Ray cluster has is {largest:g}"
+                    if largest
+                    else f"no node of the Ray cluster ({len(nodes)} node{plural}) has it"
+                )
+                + f"; the nodes' custom resources: {', '.join(have) or 'none'} "
+                "(a node declares them with ray start --resources)"
+            )
+    request = {"CPU": cfg.resources.cpu, "GPU": cfg.resources.gpu, **cfg.resources.custom}
+    if not any(all(n.get(r, 0.0) >= v for r, v in request.items() if v) for n in nodes):
+        raise ResourceError(
+            "resources: no single node of the Ray cluster has everything one trial asks for "
+            f"({', '.join(f'{r} {v:g}' for r, v in request.items() if v)})"
+        )
 
 
 def node_memory_bytes() -> int | None:
@@ -510,7 +538,10 @@ def drive(
         state.name: sum(t.state == state and not t.user_attrs.get("interrupted") for t in sampled)
         for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     }
-    counts["INTERRUPTED"] = sum(bool(t.user_attrs.get("interrupted")) for t in sampled)
+    counts["INTERRUPTED"] = sum(
+        bool(t.user_attrs.get("interrupted")) and not t.user_attrs.get("node_lost") for t in sampled
+    )
+    counts["NODE_LOST"] = sum(bool(t.user_attrs.get("node_lost")) for t in trials)
     counts["DUPLICATE"] = sum(is_duplicate(t) for t in trials)
     counts["PROPOSAL"] = sum(is_proposal(t) and t.state.is_finished() for t in trials)
     counts["PRESCREENED"] = sum(is_prescreened(t) for t in trials)
@@ -535,17 +566,21 @@ def _run_trials(
     """Ray Tune over the driver's trials: Tune's own error log is silenced, since every
     failure is recorded in the store with its cause (and a traceback would land in the
     progress display). ``num_classes`` sizes the memory estimate's head (``None``: 1,000,
-    an upper bound when the data is not loaded)."""
+    an upper bound when the data is not loaded). The search's presence attaches it to the
+    device locks its trials use, and leaves them when it ends (see
+    :mod:`nas.search.device_lock`)."""
     from ray import tune
 
+    from nas.search.device_lock import close_presence, open_presence
     from nas.search.ray_adapters import AskTellSearcher, PruningScheduler
     from nas.search.trainable import TrialSettings, run_trial
 
     driver.set_fits(memory_check(cfg, num_classes or 1000, node_memory_bytes()))
-    settings = TrialSettings(cfg.proxy, cfg.throughput, cfg.constraints)
+    locks = open_presence(run_name)
+    settings = TrialSettings(cfg.proxy, cfg.throughput, cfg.constraints, locks)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, settings=settings),
-        {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu},
+        {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu, **cfg.resources.custom},
     )
     timeout = cfg.search.timeout_minutes
     tuner = tune.Tuner(
@@ -571,6 +606,7 @@ def _run_trials(
         tuner.fit()
     finally:
         tune_logger.setLevel(level)
+        close_presence(locks)
 
 
 def _record_stop(

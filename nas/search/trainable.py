@@ -1,26 +1,34 @@
 """The Ray Tune trainable: measure an architecture, check constraints, then proxy-train it.
 
 It runs on a Ray worker and never touches the database: every fact travels to the driver as a
-``tune.report`` result with a ``phase`` (``measured``, ``epoch``, ``final``), and the driver is
-the store's only writer. Measurements already in the store arrive in the trial's config, so an
-architecture sampled twice is measured once.
+``tune.report`` result with a ``phase`` (``placed``: which node and device it runs on,
+``measured``, ``epoch``, ``final``), and the driver is the store's only writer. Measurements
+already in the store arrive in the trial's config, so an architecture sampled twice is measured
+once.
+
+A measurement is identified by the architecture and the measurement setting, not by the node
+or device that took it: the first trial of an architecture measures it wherever Ray placed it,
+and every later one, on any node, reuses it (where it ran is stored beside it). Throughputs
+compare only between nodes of one device type; ``resources.custom`` keeps trials on such nodes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
 
+import ray
 from ray import tune
 
 from nas import units
 from nas.arch.spec import ArchSpec
 from nas.models.profile import profile
 from nas.search.config import Constraints, ThroughputSettings
-from nas.search.device_lock import DeviceLease
+from nas.search.device_lock import DeviceLease, LockUser, trial_device
 from nas.training.proxy import ProxyConfig, train_proxy
 from nas.training.throughput import measure_throughput
 
@@ -32,6 +40,7 @@ class TrialSettings:
     proxy: ProxyConfig
     throughput: ThroughputSettings
     constraints: Constraints
+    locks: LockUser
 
 
 def constraint_violation(
@@ -100,10 +109,61 @@ def _measure(
     return out
 
 
+def cuda_index(gpu_id: str, visible: str | None) -> int:
+    """The torch index of Ray's GPU ``gpu_id`` in a process whose ``CUDA_VISIBLE_DEVICES`` is
+    ``visible`` (Ray sets it to the trial's GPUs; unset, every GPU is visible by its id)."""
+    if not visible:
+        return int(gpu_id)
+    ids = [v.strip() for v in visible.split(",")]
+    return ids.index(gpu_id) if gpu_id in ids else 0
+
+
+def assigned_device(configured: str, gpu_ids: list[str]) -> str:
+    """``auto`` and ``cuda`` made the GPU Ray assigned the trial; anything else as configured
+    (``auto`` without a usable GPU stays ``auto``, i.e. the CPU)."""
+    if configured not in ("auto", "cuda") or not gpu_ids:
+        return configured
+    import torch
+
+    if not torch.cuda.is_available():
+        return configured
+    return f"cuda:{cuda_index(gpu_ids[0], os.environ.get('CUDA_VISIBLE_DEVICES'))}"
+
+
+def _placed(settings: TrialSettings) -> tuple[TrialSettings, DeviceLease, dict[str, Any]]:
+    """The settings with the devices Ray assigned, the lease on that device's lock, and the
+    ``placed`` result that tells the driver where the trial runs."""
+    context = ray.get_runtime_context()
+    gpu_ids = [str(i) for i in context.get_accelerator_ids().get("GPU", [])]
+    settings = dataclasses.replace(
+        settings,
+        proxy=dataclasses.replace(
+            settings.proxy, device=assigned_device(settings.proxy.device, gpu_ids)
+        ),
+        throughput=dataclasses.replace(
+            settings.throughput, device=assigned_device(settings.throughput.device, gpu_ids)
+        ),
+    )
+    lease = DeviceLease(tune.get_context().get_trial_id(), settings.locks, trial_device(gpu_ids))
+    placed = {
+        "phase": "placed",
+        "node_id": context.get_node_id(),
+        "node_host": ray.util.get_node_ip_address(),
+        "pid": os.getpid(),
+        "gpu_ids": gpu_ids,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "lock": lease.name,
+        "proxy_device": settings.proxy.device,
+        "throughput_device": settings.throughput.device,
+    }
+    return settings, lease, placed
+
+
 def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Ray Tune function trainable for one sampled architecture."""
-    lease = DeviceLease(tune.get_context().get_trial_id())
     try:
+        settings, lease, placed = _placed(settings)
+        tune.report(placed)
         final = _measure_and_train(config, settings, lease)
     except Exception as err:  # a trial's failure must never stop the search
         final = {"status": "failed", "reason": _reason(err)}

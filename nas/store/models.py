@@ -83,7 +83,8 @@ class Throughput(Base):
     ``spread`` holds ``min``, ``max``, ``q25``, ``q75``, ``iqr``, ``relative`` ((max-min)/median)
     and ``relative_iqr`` (iqr/median) over the kept round's timed blocks, and ``rounds`` /
     ``repeats``: how many measurement rounds (each of ``repeats`` blocks) it took to get the
-    relative IQR under the setting's threshold.
+    relative IQR under the setting's threshold. ``node_id`` (Ray's node id) and ``node_host``
+    say where it was measured; they are not part of its identity (see ``nas.search.trainable``).
     """
 
     __tablename__ = "nas_throughput"
@@ -111,7 +112,8 @@ class Trial(Base):
     ``reference`` names the seed design a reference trial evaluates; ``source_trial`` is the
     parent search's trial a validation trial retrains. Accuracy comes with its noise: ``val_size``
     validation images per seed, ``seeds`` trained, the 95% Wilson interval of the pooled top-1
-    (``accuracy_low``/``accuracy_high``) and the across-seed standard deviation.
+    (``accuracy_low``/``accuracy_high``) and the across-seed standard deviation. ``node_id``
+    (Ray's node id) and ``node_host`` (its IP) say where the trial ran.
     """
 
     __tablename__ = "nas_trials"

@@ -141,6 +141,8 @@ class SearchStore:
         spread: dict[str, float],
         peak_memory_mb: float | None,
         device_name: str,
+        node_id: str | None = None,
+        node_host: str | None = None,
     ) -> None:
         with self.session() as s:
             row = s.scalars(
@@ -156,6 +158,8 @@ class SearchStore:
             row.spread = spread
             row.peak_memory_mb = peak_memory_mb
             row.device_name = device_name
+            row.node_id = node_id
+            row.node_host = node_host
             row.measured_at = utcnow()
 
     # trials --------------------------------------------------------------------------------

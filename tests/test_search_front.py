@@ -286,6 +286,40 @@ def _scripted_run(driver, ray_id: str, accuracy: float) -> None:
     driver.on_complete(ray_id, final, error=False)
 
 
+def test_memory_is_checked_once_per_distinct_architecture(tmp_path: Path) -> None:
+    """A duplicate is told its twin's result and never trained, so the driver's memory
+    estimate (~0.1 s of driver CPU per proposal) is not made again for it."""
+    from nas.search.driver import FINISHED, Progress, SearchDriver
+    from nas.search.pruners import create_pruner
+    from nas.search.runner import create_study
+
+    cfg = load_config(_space_file(tmp_path), [f"run_dir={tmp_path}", "search.trials=4"])
+    url = cfg.storage_url()
+    store = SearchStore(url)
+    study = create_study(url, "fits-once", cfg)
+    search_id = store.create_search(
+        study_name="fits-once",
+        name="four",
+        fingerprint="f",
+        config=cfg.raw,
+        objectives=cfg.objective_names,
+        directions=cfg.directions,
+        trials_requested=4,
+    ).id
+    driver = SearchDriver(cfg, study, store, search_id, create_pruner("none", 2), 4, Progress(4))
+    checked = []
+    driver.set_fits(lambda spec: checked.append(spec.content_hash()))
+    for k in range(4):
+        assert driver.suggest(f"r{k}") != FINISHED
+        _scripted_run(driver, f"r{k}", 0.5 + k / 10)
+    assert driver.suggest("r4") == FINISHED
+    duplicates = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert len(duplicates) >= 2 and all(t.state == TrialState.COMPLETE for t in duplicates)
+    assert sorted(checked) == sorted({t.user_attrs["arch_hash"] for t in study.trials})
+    assert len(checked) == 4
+    store.dispose()
+
+
 def test_a_resumed_search_reruns_only_the_unfinished_seed_designs(tmp_path: Path) -> None:
     """Killed while a seed design trained: the resumed driver proposes that one again and not
     the finished one; the interrupted trial is not re-queued as a sampler trial."""

@@ -251,14 +251,11 @@ class _FinishedRungs:
 
 
 def _pareto_position(points: np.ndarray, directions: list[str]) -> int:
-    """How many points rank strictly ahead of ``points[0]`` by (front, -crowding)."""
+    """How many points rank strictly ahead of ``points[0]`` by (front, -crowding). Crowding
+    only orders points within ``points[0]``'s own front, so only that front's is computed."""
     ranks = non_dominated_sort(points, directions)
-    crowding = np.empty(len(points))
-    for rank in np.unique(ranks):
-        on_front = ranks == rank
-        crowding[on_front] = crowding_distance(points[on_front])
-    ahead = (ranks < ranks[0]) | ((ranks == ranks[0]) & (crowding > crowding[0]))
-    return int(ahead.sum())
+    crowding = crowding_distance(points[ranks == ranks[0]])  # points[0] comes first
+    return int((ranks < ranks[0]).sum() + (crowding > crowding[0]).sum())
 
 
 _PRUNERS: dict[str, type[BasePruner]] = {

@@ -762,13 +762,7 @@ def plot(records: list[dict], path: Path) -> None:
     trial = CATEGORIES.index("trial") + 2
     for method, record in at_largest.items():
         left.plot(*per_trial_along(record, lambda row: row[1] - row[trial]), ".-", label=method)
-    left.set(
-        xlabel="trials finished",
-        ylabel="driver CPU per trial (ms)",
-        title=f"cost per trial along a {largest}-trial run",
-    )
-    left.set_ylim(bottom=0)
-    left.legend()
+    left.set_title(f"cost per trial along a {largest}-trial run")
     if "ours" in at_largest:
         record = at_largest["ours"]
         for i, category in enumerate(CATEGORIES):
@@ -780,13 +774,11 @@ def plot(records: list[dict], path: Path) -> None:
             return row[1] - sum(row[2:])
 
         middle.plot(*per_trial_along(record, rest), ".-", label="rest (Ray Tune, ...)")
-        middle.set(
-            xlabel="trials finished",
-            ylabel="driver CPU per trial (ms)",
-            title=f"ours by category ({largest} trials)",
-        )
-        middle.set_ylim(bottom=0)
-        middle.legend()
+        middle.set_title(f"ours by category ({largest} trials)")
+    for axis in (left, middle):
+        axis.set(xlabel="trials finished", ylabel="driver CPU per trial (ms)")
+        axis.set_ylim(bottom=0)
+        axis.legend()
     for method in METHODS:
         points = sorted(
             (r["trials"], summary_row(r)["driver_cpu_ms_per_trial"])

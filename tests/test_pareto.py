@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nas.search.pareto import (
+    RunningFront,
     crowding_distance,
     default_reference,
     hypervolume,
@@ -101,6 +102,41 @@ def test_front_and_ranks_match_brute_force(d: int) -> None:
         np.testing.assert_array_equal(
             non_dominated_sort(pts, directions), _bf_ranks(pts, directions)
         )
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_running_front_matches_brute_force_after_every_point(d: int) -> None:
+    rng = np.random.default_rng(20 + d)
+    for trial in range(10):
+        pts, directions = _random_case(rng, int(rng.integers(1, 30)), d, high=2 + trial % 4)
+        front = RunningFront(directions)
+        for i, point in enumerate(pts):
+            front.add(point)
+            assert len(front) == _bf_mask(pts[: i + 1], directions).sum()
+
+
+def test_live_display_counts_the_front_of_every_completed_value() -> None:
+    """The CLI's live display adds only the values completed since its last update; a new
+    search's progress (fewer values) starts its front again."""
+    import io
+
+    from tqdm import tqdm
+
+    from nas.commands.search import LiveProgress
+    from nas.search.driver import Progress
+
+    rng = np.random.default_rng(7)
+    pts, directions = _random_case(rng, 60, 2, high=6)
+    live = LiveProgress(directions)
+    live.bar = tqdm(total=len(pts), file=io.StringIO())
+    progress = Progress(requested=len(pts))
+    for i, point in enumerate(pts):
+        progress.completed_values.append(list(point))
+        if i % 3 == 0 or i == len(pts) - 1:
+            live(progress)
+            assert f"front={_bf_mask(pts[: i + 1], directions).sum()}" in live.bar.postfix
+    live(Progress(requested=2, completed_values=[[1.0, 1.0]]))
+    assert "front=1" in live.bar.postfix
 
 
 @pytest.mark.parametrize("d", [2, 3])

@@ -7,7 +7,12 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search.pruners import ParetoSuccessiveHalvingPruner, create_pruner
+from nas.search.pruners import (
+    LEARNING_CURVE_ATTR,
+    ParetoSuccessiveHalvingPruner,
+    create_pruner,
+    learning_curve,
+)
 
 MAX, MIN = "maximize", "minimize"
 
@@ -253,3 +258,59 @@ def test_create_pruner_errors() -> None:
         create_pruner("none", 0)
     with pytest.raises(ValueError, match="reduction_factor must be an int >= 2"):
         ParetoSuccessiveHalvingPruner(reduction_factor=1)
+
+
+def test_cached_rung_points_decide_as_a_fresh_read() -> None:
+    """Finished trials' rung points are read once and kept: over a long asynchronous run on two
+    studies sharing one pruner (trials starting, reporting rungs and finishing in any order,
+    finished competitors without known objectives or with NaN, finished trials judged again),
+    every decision equals that of a new pruner reading the whole study."""
+    rng = np.random.default_rng(0)
+    pruner = ParetoSuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    storage = optuna.storages.InMemoryStorage()
+    studies = [optuna.create_study(directions=[MAX, MIN], storage=storage) for _ in range(2)]
+    running: list[list[list]] = [[], []]  # per study: [trial, learning curve so far]
+    decisions = []
+
+    def decide(study: optuna.Study, frozen: FrozenTrial) -> bool:
+        expected = ParetoSuccessiveHalvingPruner(min_resource=1, reduction_factor=2).prune(
+            study, frozen
+        )
+        assert pruner.prune(study, frozen) == expected
+        decisions.append(expected)
+        return expected
+
+    for _ in range(600):
+        k = int(rng.integers(2))
+        study, live = studies[k], running[k]
+        roll = rng.random()
+        if roll < 0.05:  # a finished competitor the pruner must leave out
+            curve = {1: float("nan") if rng.random() < 0.5 else 0.5, 2: 0.6}
+            _add(study, curve, None if rng.random() < 0.5 else {1: 10.0})
+        elif roll < 0.1 and study.trials:  # a finished trial judged again (its own point cached)
+            done = [
+                t
+                for t in study.get_trials(deepcopy=False)
+                if t.state.is_finished() and LEARNING_CURVE_ATTR in t.user_attrs
+            ]
+            if done and len(learning_curve(done[-1])) < 3:
+                decide(study, done[-1])
+        elif roll < 0.4 and len(live) < 4:
+            trial = study.ask()
+            trial.set_user_attr("objectives_known", {1: float(rng.choice([10.0, 20.0, 30.0]))})
+            live.append([trial, {}])
+        elif live:
+            entry = live[int(rng.integers(len(live)))]
+            trial, curve = entry
+            epoch = len(curve) + 1
+            accuracy = round(float(rng.random()), 1)
+            curve[str(epoch)] = accuracy  # as the driver keeps it in multi-objective studies
+            trial.set_user_attr(LEARNING_CURVE_ATTR, curve)
+            pruned = epoch in (1, 2) and decide(study, study._storage.get_trial(trial._trial_id))
+            if pruned or epoch == 4:
+                live.remove(entry)
+                if pruned:
+                    study.tell(trial, state=TrialState.PRUNED)
+                else:
+                    study.tell(trial, [accuracy, 1.0])
+    assert len(decisions) > 150 and 0.1 < np.mean(decisions) < 0.9

@@ -286,27 +286,57 @@ def _scripted_run(driver, ray_id: str, accuracy: float) -> None:
     driver.on_complete(ray_id, final, error=False)
 
 
+def _new_search(cfg, study_name: str) -> tuple[SearchStore, optuna.Study, int]:
+    """The store, study and search row a driver works on, as ``run_search`` creates them."""
+    from nas.search.runner import create_study
+
+    url = cfg.storage_url()
+    store = SearchStore(url)
+    study = create_study(url, study_name, cfg)
+    search_id = store.create_search(
+        study_name=study_name,
+        name=cfg.name,
+        fingerprint="f",
+        config=cfg.raw,
+        objectives=cfg.objective_names,
+        directions=cfg.directions,
+        trials_requested=cfg.search.trials,
+    ).id
+    return store, study, search_id
+
+
+def test_memory_is_checked_once_per_distinct_architecture(tmp_path: Path) -> None:
+    """A duplicate is told its twin's result and never trained, so the driver's memory
+    estimate (~0.1 s of driver CPU per proposal) is not made again for it."""
+    from nas.search.driver import FINISHED, Progress, SearchDriver
+    from nas.search.pruners import create_pruner
+
+    cfg = load_config(_space_file(tmp_path), [f"run_dir={tmp_path}", "search.trials=4"])
+    store, study, search_id = _new_search(cfg, "fits-once")
+    driver = SearchDriver(cfg, study, store, search_id, create_pruner("none", 2), 4, Progress(4))
+    checked = []
+    driver.set_fits(lambda spec: checked.append(spec.content_hash()))
+    for k in range(4):
+        assert driver.suggest(f"r{k}") != FINISHED
+        _scripted_run(driver, f"r{k}", 0.5 + k / 10)
+    assert driver.suggest("r4") == FINISHED
+    duplicates = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert len(duplicates) >= 2 and all(t.state == TrialState.COMPLETE for t in duplicates)
+    assert sorted(checked) == sorted({t.user_attrs["arch_hash"] for t in study.trials})
+    assert len(checked) == 4
+    store.dispose()
+
+
 def test_a_resumed_search_reruns_only_the_unfinished_seed_designs(tmp_path: Path) -> None:
     """Killed while a seed design trained: the resumed driver proposes that one again and not
     the finished one; the interrupted trial is not re-queued as a sampler trial."""
     from nas.search.driver import FINISHED, Progress, Proposal, SearchDriver
     from nas.search.pruners import create_pruner
-    from nas.search.runner import create_study, requeue_interrupted
+    from nas.search.runner import requeue_interrupted
 
     path = _space_file(tmp_path, references=["poolformer", "convformer"])
     cfg = load_config(path, [f"run_dir={tmp_path}", "search.trials=1"])
-    url = cfg.storage_url()
-    store = SearchStore(url)
-    study = create_study(url, "resume-refs", cfg)
-    search_id = store.create_search(
-        study_name="resume-refs",
-        name="four",
-        fingerprint="f",
-        config=cfg.raw,
-        objectives=cfg.objective_names,
-        directions=cfg.directions,
-        trials_requested=1,
-    ).id
+    store, study, search_id = _new_search(cfg, "resume-refs")
     proposals = [Proposal(spec, ("reference", name)) for name, spec in cfg.references.items()]
 
     def driver() -> SearchDriver:

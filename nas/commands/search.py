@@ -55,16 +55,17 @@ def add_takeover_flag(parser: argparse.ArgumentParser) -> None:
 
 class LiveProgress:
     """A progress bar over finished trials, with the counts and (given the objectives'
-    directions) the current front size."""
+    directions) the current front size, updated with the values completed since the last
+    call only."""
 
     def __init__(self, directions: list[str] | None = None):
         self.bar: tqdm | None = None
         self.directions = directions
+        self._front = None
+        self._seen = 0  # how many of the progress's completed values the front holds
 
     def __call__(self, p: Progress) -> None:
-        import numpy as np
-
-        from nas.search.pareto import non_dominated_mask
+        from nas.search.pareto import RunningFront
 
         if self.bar is None:
             self.bar = tqdm(total=p.requested, initial=p.finished, desc="trials", unit="trial")
@@ -81,8 +82,12 @@ class LiveProgress:
         if p.lost:
             counts["lost_with_node"] = p.lost
         if self.directions is not None:
-            values = np.array(p.completed_values).reshape(-1, len(self.directions))
-            counts["front"] = int(non_dominated_mask(values, self.directions).sum())
+            if self._front is None or len(p.completed_values) < self._seen:
+                self._front, self._seen = RunningFront(self.directions), 0
+            for values in p.completed_values[self._seen :]:
+                self._front.add(values)
+            self._seen = len(p.completed_values)
+            counts["front"] = len(self._front)
         self.bar.n = p.finished
         self.bar.set_postfix(counts)
 

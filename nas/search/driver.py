@@ -243,9 +243,12 @@ class SearchDriver:
             if self._exhausted():
                 return None
             trial = self.study.ask()
+            twin = None
             try:
                 spec = self.cfg.space.sample(trial)
-                reason = self._fits(spec)
+                twin = self._trained.get(spec.content_hash())
+                # a duplicate is never trained: only a new architecture needs the memory check
+                reason = self._fits(spec) if twin is None else None
             except SpecError as err:
                 reason = f"invalid architecture: {err}"
             if reason is not None:
@@ -260,7 +263,6 @@ class SearchDriver:
                     )
                     return None
                 continue
-            twin = self._trained.get(spec.content_hash())
             if twin is not None:
                 self._duplicate(trial, spec.content_hash(), twin)
                 continue

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = [
+    "RunningFront",
     "crowding_distance",
     "default_reference",
     "dominated_by",
@@ -176,6 +177,35 @@ def non_dominated_mask(points: ArrayLike, directions: Sequence[str]) -> np.ndarr
     mask = np.zeros(len(y), dtype=bool)
     mask[valid] = _nd_mask_min(y[valid])
     return mask
+
+
+class RunningFront:
+    """The Pareto front of a growing set of points, kept up to date one point at a time.
+
+    A live display that re-sorts every completed trial at each update costs O(n log n) per
+    update, O(n^2 log n) over a search; here a new point is dropped if a front point dominates
+    it, else it joins and evicts the front points it dominates: O(front size) per point. A
+    point dominated by a dropped one is dominated by a front point (transitivity), so the
+    result equals :func:`non_dominated_mask` over every point added, with its conventions
+    (duplicates of a front point all count, NaN rows never join).
+    """
+
+    def __init__(self, directions: Sequence[str]):
+        self._signs = _signs(directions)
+        self._front = np.empty((0, len(self._signs)))
+
+    def add(self, point: ArrayLike) -> None:
+        y = _as_points([point], len(self._signs))[0] * self._signs
+        if np.isnan(y).any():
+            return
+        front = self._front
+        if ((front <= y).all(axis=1) & (front < y).any(axis=1)).any():
+            return
+        evicted = (y <= front).all(axis=1) & (y < front).any(axis=1)
+        self._front = np.vstack([front[~evicted], y])
+
+    def __len__(self) -> int:
+        return len(self._front)
 
 
 def dominated_by(points: ArrayLike, others: ArrayLike, directions: Sequence[str]) -> np.ndarray:

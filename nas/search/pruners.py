@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -68,13 +70,19 @@ class ParetoSuccessiveHalvingPruner(BasePruner):
     equal to the last promoted position, like Optuna's ``>=``), which is deterministic and
     independent of trial order; duplicates share a crowding distance.
 
+    A finished trial never changes in Optuna, so its rung points are read once and kept (per
+    storage and study); only unfinished trials are read again at each decision. A decision
+    then costs a pass over the study's trial list plus the non-dominated sort of the rung,
+    instead of rebuilding every competitor's point from its attributes each time.
+
     Only the rung reached by the last reported step is judged: between rungs, or with no
     values, ``prune`` returns False. A NaN rung accuracy or NaN known objective is never on a
     front, so such a trial is pruned and such competitors are left out; a competitor without
     the known objectives is left out too, while the trial being judged must have them (the
     driver writes them before training; their absence is a bug worth surfacing). Keys of
     ``objectives_known`` may be ints or strings (JSON storages turn them into strings).
-    The pruner keeps no state and writes nothing, so any number of workers can share it.
+    The pruner writes nothing and its cache only repeats what the study holds, so any number
+    of workers can share it.
     """
 
     def __init__(
@@ -97,6 +105,21 @@ class ParetoSuccessiveHalvingPruner(BasePruner):
         self._reduction_factor = reduction_factor
         self._min_early_stopping_rate = min_early_stopping_rate
         self._accuracy_objective = accuracy_objective
+        self._init_cache()
+
+    def _init_cache(self) -> None:
+        self._lock = threading.Lock()
+        # storage -> study id -> the rung points of its finished trials
+        self._finished: weakref.WeakKeyDictionary[Any, dict[int, _FinishedRungs]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_finished")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_cache()
 
     def rung_step(self, rung: int) -> int:
         """Epoch at which rung ``rung`` (0-based) is judged."""
@@ -131,19 +154,53 @@ class ParetoSuccessiveHalvingPruner(BasePruner):
             )
         if np.isnan(own).any():
             return True
-        points = [own]
-        for other in study.get_trials(deepcopy=False):
-            other_curve = learning_curve(other)
-            if other.number == trial.number or step not in other_curve:
-                continue
-            point = self._point(other, other_curve, step, len(directions))
-            if point is not None and not np.isnan(point).any():
-                points.append(point)
+        numbers, others = self._competitors(study, step, len(directions))
+        points = np.vstack([own, others[numbers != trial.number]])
         position = _pareto_position(
-            np.array(points),
+            points,
             ["maximize" if d == StudyDirection.MAXIMIZE else "minimize" for d in directions],
         )
         return position >= max(1, len(points) // self._reduction_factor)
+
+    def _competitors(
+        self, study: optuna.Study, step: int, n_objectives: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Numbers and points of every trial with a valid point at ``step``: finished trials
+        from the cache (each read once), unfinished ones read now."""
+        live_numbers, live_points = [], []
+        with self._lock:
+            finished = self._finished.setdefault(study._storage, {}).setdefault(
+                study._study_id, _FinishedRungs(n_objectives)
+            )
+            for other in study.get_trials(deepcopy=False):
+                if other.number in finished.read:
+                    continue
+                curve = learning_curve(other)
+                if other.state.is_finished():
+                    finished.read.add(other.number)
+                    for rung_step in curve:
+                        if self.rung_index(rung_step) is None:
+                            continue
+                        point = self._valid_point(other, curve, rung_step, n_objectives)
+                        if point is not None:
+                            finished.add(rung_step, other.number, point)
+                elif step in curve:
+                    point = self._valid_point(other, curve, step, n_objectives)
+                    if point is not None:
+                        live_numbers.append(other.number)
+                        live_points.append(point)
+            numbers, points = finished.at(step)
+        return (
+            np.concatenate([numbers, np.array(live_numbers, dtype=np.int64)]),
+            np.vstack([points, np.array(live_points).reshape(-1, n_objectives)]),
+        )
+
+    def _valid_point(
+        self, trial: optuna.trial.FrozenTrial, curve: dict[int, float], step: int, d: int
+    ) -> np.ndarray | None:
+        """A competitor's point at ``step``; None without its known objectives or with NaN."""
+        point = self._point(trial, curve, step, d)
+        return None if point is None or np.isnan(point).any() else point
 
     def _point(
         self,
@@ -166,15 +223,39 @@ class ParetoSuccessiveHalvingPruner(BasePruner):
         return point
 
 
+class _FinishedRungs:
+    """The valid rung points of a study's finished trials, by step, in growable arrays; and
+    which finished trials were read."""
+
+    def __init__(self, n_objectives: int) -> None:
+        self.read: set[int] = set()
+        self._d = n_objectives
+        self._rungs: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+
+    def add(self, step: int, number: int, point: np.ndarray) -> None:
+        numbers, points, size = self._rungs.get(
+            step, (np.empty(16, dtype=np.int64), np.empty((16, self._d)), 0)
+        )
+        if size == len(numbers):
+            numbers = np.resize(numbers, 2 * size)
+            points = np.resize(points, (2 * size, self._d))
+        numbers[size] = number
+        points[size] = point
+        self._rungs[step] = (numbers, points, size + 1)
+
+    def at(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        numbers, points, size = self._rungs.get(
+            step, (np.empty(0, dtype=np.int64), np.empty((0, self._d)), 0)
+        )
+        return numbers[:size], points[:size]
+
+
 def _pareto_position(points: np.ndarray, directions: list[str]) -> int:
-    """How many points rank strictly ahead of ``points[0]`` by (front, -crowding)."""
+    """How many points rank strictly ahead of ``points[0]`` by (front, -crowding). Crowding
+    only orders points within ``points[0]``'s own front, so only that front's is computed."""
     ranks = non_dominated_sort(points, directions)
-    crowding = np.empty(len(points))
-    for rank in np.unique(ranks):
-        on_front = ranks == rank
-        crowding[on_front] = crowding_distance(points[on_front])
-    ahead = (ranks < ranks[0]) | ((ranks == ranks[0]) & (crowding > crowding[0]))
-    return int(ahead.sum())
+    crowding = crowding_distance(points[ranks == ranks[0]])  # points[0] comes first
+    return int((ranks < ranks[0]).sum() + (crowding > crowding[0]).sum())
 
 
 _PRUNERS: dict[str, type[BasePruner]] = {

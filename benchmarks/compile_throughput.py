@@ -12,11 +12,16 @@ graphs or hits the recompile limit. Writes a CSV and a Markdown table.
     python benchmarks/compile_throughput.py                          # CPU: batch 16, fp32
     python benchmarks/compile_throughput.py --device cuda            # GPU: batch 256, bf16 AMP
     python benchmarks/compile_throughput.py --presets caformer_s18 --resolution 64 --batch 2
+    python benchmarks/compile_throughput.py --presets c_hpx_former_s18 --keep   # re-measure one
+
+``--keep`` keeps the rows of the presets not measured in this run from the existing CSV, so a
+measurement disturbed by other work on the host can be repeated alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import time
 from pathlib import Path
@@ -25,7 +30,7 @@ import torch
 from results_io import write_csv
 
 from nas.models import list_presets, resolve_spec
-from nas.search.noise import kendall_tau
+from nas.search.noise import rank_agreement
 from nas.training.recipe import resolve_device
 from nas.training.throughput import Throughput, measure_throughput
 
@@ -67,6 +72,20 @@ def measure(preset: str, compiled: bool, args: argparse.Namespace) -> tuple[Thro
     return result, time.perf_counter() - start
 
 
+def _kept_rows(path: Path, measured: list[str]) -> list[dict]:
+    """The rows of ``path`` (an earlier run's CSV) for presets this run does not measure."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["preset"] not in measured]
+    numbers = ("eager_img_s", "eager_q25", "eager_q75", "compiled_img_s", "compiled_q25")
+    numbers += ("compiled_q75", "speedup", "eager_wall_s", "compiled_wall_s")
+    for row in rows:
+        row.pop("eager_rank", None), row.pop("compiled_rank", None)
+        row.update({key: float(row[key]) for key in numbers})
+    return rows
+
+
 def _figure(t: Throughput) -> str:
     return f"{t.images_per_s:,.1f} [{t.q25_images_per_s:,.1f}-{t.q75_images_per_s:,.1f}]"
 
@@ -88,13 +107,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed blocks per round")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the other presets' rows of the existing CSV"
+    )
     args = parser.parse_args()
     cuda = resolve_device(args.device).type == "cuda"
     args.batch = args.batch or (256 if cuda else 16)
     args.amp = cuda if args.amp is None else args.amp
     presets = args.presets or list_presets()
 
-    rows = []
+    stem = args.out / f"compile_throughput_{'cuda' if cuda else 'cpu'}"
+    rows = _kept_rows(stem.with_suffix(".csv"), presets) if args.keep else []
     for preset in presets:
         eager, eager_s = measure(preset, False, args)
         compiled, compiled_s = measure(preset, True, args)
@@ -118,13 +141,13 @@ def main() -> None:
             f"x{rows[-1]['speedup']:.2f} (measured in {eager_s:.0f} s / {compiled_s:.0f} s)",
             flush=True,
         )
+    rows.sort(key=lambda r: r["preset"])
     eager_rank = _ranks([r["eager_img_s"] for r in rows])
     compiled_rank = _ranks([r["compiled_img_s"] for r in rows])
     for row, e, c in zip(rows, eager_rank, compiled_rank, strict=True):
         row["eager_rank"], row["compiled_rank"] = e, c
 
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"compile_throughput_{'cuda' if cuda else 'cpu'}"
     write_csv(stem.with_suffix(".csv"), rows)
     lines = [
         f"{eager.device_name} ({eager.device}), torch {torch.__version__}, {args.resolution} px, "
@@ -142,9 +165,15 @@ def main() -> None:
             f"[{r['compiled_q25']:,.1f}-{r['compiled_q75']:,.1f}] | x{r['speedup']:.2f} | "
             f"{r['eager_rank']} -> {r['compiled_rank']} |"
         )
-    if len(rows) > 1:
-        tau = kendall_tau(eager_rank, compiled_rank)
-        lines += ["", f"Kendall's tau between the eager and the compiled ranking: {tau:.2f}"]
+    if len(rows) >= 3:
+        agreement = rank_agreement(
+            [r["eager_img_s"] for r in rows], [r["compiled_img_s"] for r in rows]
+        )
+        lines += [
+            "",
+            "Eager against compiled ranking: "
+            f"{str(agreement).replace('architectures', 'presets')} (95% bootstrap interval)",
+        ]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -124,6 +124,7 @@ def test_s18_space_runs_a_one_trial_search_on_cpu(tmp_path: Path) -> None:
         "search.max_concurrent=1",
         "throughput.device=cpu",
         "throughput.precision=fp32",
+        "throughput.compile=false",
         "throughput.resolution=32",
         "throughput.batch=2",
         "throughput.repeats=1",

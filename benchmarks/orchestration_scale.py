@@ -371,6 +371,8 @@ def run_ours_driver(cfg: Any, account: CpuAccount) -> dict[str, Any]:
             suggestion = driver.suggest(run_id)
             if suggestion == FINISHED:
                 finished = True
+            elif suggestion is None:  # the budget is handed out: ask again once a slot ends
+                break
             else:
                 slots[run_id] = synthetic_results(suggestion, epochs)
         for run_id in list(slots):

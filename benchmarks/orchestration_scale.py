@@ -670,12 +670,20 @@ def summary_row(record: dict) -> dict[str, Any]:
 def markdown(rows: list[dict]) -> str:
     dates = sorted({r["date"] for r in rows})
     loads = [r["load_avg"] for r in rows]
+    cpus = rows[0]["host_cpus"]
+    # a run's own driver and trial workers keep up to `concurrency` + 1 processes busy
+    busy = max(loads) > cpus + 1
     lines = [
         "# Scale of the orchestration",
         "",
-        f"Runs of {', '.join(dates)} on a {rows[0]['host_cpus']}-CPU machine; 1-minute load"
-        f" average at the end of each run {min(loads):.1f}-{max(loads):.1f} (above the CPU"
-        " count: other work shared the machine, and wall-clock figures suffer first).",
+        f"Runs of {', '.join(dates)} on a {cpus}-CPU machine; 1-minute load average at the end"
+        f" of each run {min(loads):.1f}-{max(loads):.1f}"
+        + (
+            " (more than the run's own processes: other work shared the machine, and wall-clock"
+            " figures suffer first)."
+            if busy
+            else " (the run's own processes: the machine was otherwise idle)."
+        ),
         "",
         "Driver CPU per trial in ms (process CPU time of the driver less the objective's own),"
         " split by category; growth = per-trial CPU over the last 10% of trials / over trials"

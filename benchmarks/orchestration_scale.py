@@ -633,6 +633,7 @@ def summary_row(record: dict) -> dict[str, Any]:
     row = {
         "method": record["method"],
         "trials": record["trials"],
+        "concurrency": record["concurrency"],
         "finished": record["finished"],
         "pruned": record["pruned"],
         "duplicates": record["duplicates"],
@@ -672,7 +673,7 @@ def markdown(rows: list[dict]) -> str:
     loads = [r["load_avg"] for r in rows]
     cpus = rows[0]["host_cpus"]
     # a run's own driver and trial workers keep up to `concurrency` + 1 processes busy
-    busy = max(loads) > cpus + 1
+    busy = max(loads) > max(r["concurrency"] for r in rows) + 1
     lines = [
         "# Scale of the orchestration",
         "",

@@ -94,7 +94,7 @@ def _same_weights(target: Attention, source: Attention) -> Attention:
 
 def test_bias_at_construction_size_is_the_table_itself() -> None:
     layer = RelativePositionBias(3, (4, 5))
-    assert torch.equal(layer.table_at(4, 5), layer.table)  # resized, exactly the identity
+    assert torch.equal(layer.table_at(4, 5), layer.table)
     assert layer.table.shape == (3, 7, 9)
 
 

@@ -94,7 +94,19 @@ def test_spectral_filter_of_ones_is_identity() -> None:
 
 def test_resize_keeps_same_size_endpoints_and_constants() -> None:
     line = torch.randn(3, 5)
-    assert torch.equal(resize_line(line, 5), line)  # interpolated, and exactly the identity
+    assert resize_line(line, 5) is line
+    # traced at the stored size, the interpolation is recorded (exactly the identity there) and
+    # follows the map to other sizes
+    traced = torch.jit.trace(lambda w, x: resize_line(w, x.shape[-1]), (line, torch.zeros(5)))
+    assert torch.equal(traced(line, torch.zeros(5)), line)
+    assert torch.equal(traced(line, torch.zeros(9)), resize_line(line, 9))
+    grid = torch.randn(4, 3, 2, 2)
+    for mode in ("bilinear", "bicubic"):
+        traced = torch.jit.trace(
+            lambda w, x, mode=mode: resize_grid(w, x.shape, mode), (grid, torch.zeros(4, 3))
+        )
+        assert torch.equal(traced(grid, torch.zeros(4, 3)), grid)
+        assert torch.equal(traced(grid, torch.zeros(6, 5)), resize_grid(grid, (6, 5), mode))
     longer = resize_line(line, 9)
     torch.testing.assert_close(longer[:, [0, -1]], line[:, [0, -1]])
     torch.testing.assert_close(longer[:, ::2], line)

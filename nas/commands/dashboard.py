@@ -86,8 +86,9 @@ def _dashboard(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     url = resolve_storage(args.target)
-    store = SearchStore(url, read_only=True, allow_outdated=True)  # a bad store fails here,
-    schema = store.schema()  # not inside the server
+    # a bad store fails here, not inside the server
+    store = SearchStore(url, read_only=True, allow_outdated=True)
+    schema = store.schema()
     store.dispose()
     if schema.status == "outdated":
         print(

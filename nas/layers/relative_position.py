@@ -40,8 +40,8 @@ class RelativePositionBias(OwnInit, nn.Module):
         nn.init.trunc_normal_(self.table, std=0.02)
 
     def table_at(self, height: int, width: int) -> Tensor:
-        """The table ``(heads, 2h-1, 2w-1)`` for an ``h x w`` grid (``table`` itself at ``size``;
-        resized even there, see :mod:`nas.functional.resize`)."""
+        """The table ``(heads, 2h-1, 2w-1)`` for an ``h x w`` grid; ``table`` itself at ``size``
+        (see :mod:`nas.functional.resize` for ``torch.jit.trace``)."""
         grid = resize_grid(self.table.permute(1, 2, 0), (2 * height - 1, 2 * width - 1))
         return grid.permute(2, 0, 1)
 

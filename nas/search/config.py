@@ -176,6 +176,7 @@ class Constraints:
 
 
 RESERVED_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
+"""Ray's own resources of a node, never a custom resource."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import NasError
-from nas.search.config import SearchConfig, folder_name
+from nas.search.config import RESERVED_RESOURCES, SearchConfig, folder_name
 from nas.search.driver import (
     Progress,
     Proposal,
@@ -51,7 +51,6 @@ from nas.store import SearchStore
 from nas.store.engine import check_storage, mask_url
 
 RAY_NAMESPACE = "nas"
-BUILTIN_RESOURCES = {"CPU", "GPU", "memory", "object_store_memory"}
 INTERRUPTED = "interrupted: the search driver stopped while this trial ran; re-queued"
 
 
@@ -266,7 +265,7 @@ def check_resources(cfg: SearchConfig) -> None:
         largest = max((n.get(name, 0.0) for n in nodes), default=0.0)
         if asked > largest:
             have = sorted(
-                {r for n in nodes for r in n if r not in BUILTIN_RESOURCES and "__" not in r}
+                {r for n in nodes for r in n if r not in RESERVED_RESOURCES and "__" not in r}
             )
             raise ResourceError(
                 f"resources.custom.{name}: each trial asks for {asked:g}, but "
